@@ -1,0 +1,537 @@
+//! Typed configuration, read once at start-up from a TOML file and `IDP_PROXY_*` environment
+//! variables (`__` separates levels: `IDP_PROXY_UPSTREAM__AIDANT__CLIENT_SECRET`).
+//! Validation names the key and the fix; nothing reads the environment after this.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use mandate_store::Demarche;
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Parse {
+        file: String,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    #[error("{file}: `{key}`: {problem}. Fix: {fix}")]
+    Invalid {
+        file: String,
+        key: String,
+        problem: String,
+        fix: String,
+    },
+    #[error("{file}: `{key}`: cannot read {path}: {source}")]
+    SecretFile {
+        file: String,
+        key: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    #[serde(default)]
+    pub ephemeral: Ephemeral,
+    pub keys: Keys,
+    #[serde(default)]
+    pub tokens: Tokens,
+    #[serde(default)]
+    pub session: Session,
+    pub upstream: Upstreams,
+    #[serde(default)]
+    pub clients: Vec<Client>,
+    /// The file this was read from (for messages and relative paths).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: SocketAddr,
+    /// Public URL of this provider, without trailing slash: the `iss` of every token.
+    pub issuer: String,
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub url: String,
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+}
+
+fn default_pool() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Ephemeral {
+    #[serde(default)]
+    pub backend: EphemeralBackend,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EphemeralBackend {
+    #[default]
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl_secs: u64,
+    #[serde(default = "default_token_ttl")]
+    pub access_token_ttl_secs: u64,
+    #[serde(default = "default_token_ttl")]
+    pub id_token_ttl_secs: u64,
+    /// The eIDAS level this deployment vouches for.
+    #[serde(default = "default_acr")]
+    pub acr: String,
+}
+
+fn default_code_ttl() -> u64 {
+    60
+}
+fn default_token_ttl() -> u64 {
+    300
+}
+fn default_acr() -> String {
+    "eidas1".into()
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            code_ttl_secs: default_code_ttl(),
+            access_token_ttl_secs: default_token_ttl(),
+            id_token_ttl_secs: default_token_ttl(),
+            acr: default_acr(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// An aidant idle longer than this logs in again at the upstream IdP.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// How long an interaction (authorize → choice) may take.
+    #[serde(default = "default_interaction")]
+    pub interaction_ttl_secs: u64,
+    /// Absolute lifetime of an aidant session.
+    #[serde(default = "default_session_max")]
+    pub max_lifetime_secs: u64,
+}
+
+fn default_idle() -> u64 {
+    900
+}
+fn default_interaction() -> u64 {
+    600
+}
+fn default_session_max() -> u64 {
+    12 * 3600
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            idle_timeout_secs: default_idle(),
+            interaction_ttl_secs: default_interaction(),
+            max_lifetime_secs: default_session_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstreams {
+    pub aidant: UpstreamIdp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamIdp {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Read the secret from this file instead (Kubernetes/systemd credentials).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default = "default_upstream_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_upstream_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_timeout() -> u64 {
+    5
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub client_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Hex SHA-256 of the client secret: the secret itself is never in config. Client secrets
+    /// are random and long, so a fast hash is enough and keeps the token endpoint cheap.
+    pub client_secret_sha256: String,
+    #[serde(default)]
+    pub token_endpoint_auth_method: AuthMethod,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub demarches: Vec<Demarche>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
+    #[serde(default = "yes")]
+    pub pkce_required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, Hash)]
+pub enum SigningAlg {
+    #[default]
+    ES256,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+}
+
+impl Config {
+    /// Reads `file`, applies `IDP_PROXY_*` overrides, resolves relative paths against the
+    /// file's directory and validates everything.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let name = file.display().to_string();
+        let mut config: Config = Figment::new()
+            .merge(Toml::file_exact(file))
+            // Only nested keys (`SECTION__KEY`): other IDP_PROXY_* variables (IDP_PROXY_CONFIG,
+            // IDP_PROXY_LOG) belong to the CLI, not to this file.
+            .merge(
+                Env::prefixed("IDP_PROXY_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            )
+            .extract()
+            .map_err(|e| ConfigError::Parse {
+                file: name.clone(),
+                source: Box::new(e),
+            })?;
+        config.source = file.to_path_buf();
+        let base = file.parent().unwrap_or(Path::new("."));
+        if config.keys.dir.is_relative() {
+            config.keys.dir = base.join(&config.keys.dir);
+        }
+        if let Some(rest) = config.database.url.strip_prefix("sqlite://") {
+            if !rest.starts_with('/') && !rest.starts_with(":memory:") {
+                config.database.url = format!("sqlite://{}", base.join(rest).display());
+            }
+        }
+        if let Some(path) = config.upstream.aidant.client_secret_file.take() {
+            let path = if path.is_relative() {
+                base.join(path)
+            } else {
+                path
+            };
+            let secret =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+                    file: name.clone(),
+                    key: "upstream.aidant.client_secret_file".into(),
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            config.upstream.aidant.client_secret = Some(secret.trim().to_string());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(
+        &self,
+        key: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.source.display().to_string(),
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_public_url(&self.server.issuer).map_err(|p| {
+            self.invalid(
+                "server.issuer",
+                p,
+                "use the public https URL of this service, without trailing slash or query",
+            )
+        })?;
+        check_public_url(&self.upstream.aidant.issuer).map_err(|p| {
+            self.invalid(
+                "upstream.aidant.issuer",
+                p,
+                "use the issuer URL of the aidants' identity provider, as its discovery document says",
+            )
+        })?;
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite://")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(self.invalid(
+                "database.url",
+                "unsupported scheme",
+                "use sqlite://PATH (embedded) or postgres://USER@HOST/DB",
+            ));
+        }
+        if self
+            .upstream
+            .aidant
+            .client_secret
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
+            return Err(self.invalid(
+                "upstream.aidant.client_secret",
+                "missing",
+                "set IDP_PROXY_UPSTREAM__AIDANT__CLIENT_SECRET or upstream.aidant.client_secret_file",
+            ));
+        }
+        if !self.upstream.aidant.scopes.iter().any(|s| s == "openid") {
+            return Err(self.invalid(
+                "upstream.aidant.scopes",
+                "`openid` is missing",
+                "add \"openid\" to the list",
+            ));
+        }
+        if self.tokens.code_ttl_secs == 0 || self.tokens.code_ttl_secs > 600 {
+            return Err(self.invalid(
+                "tokens.code_ttl_secs",
+                "must be between 1 and 600",
+                "keep codes short-lived, 60 is the usual value",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let key = |k: &str| format!("clients[{i}].{k}");
+            if c.client_id.is_empty() || !seen.insert(c.client_id.as_str()) {
+                return Err(self.invalid(
+                    &key("client_id"),
+                    "empty or declared twice",
+                    "give each client a unique client_id",
+                ));
+            }
+            let hex_ok = c.client_secret_sha256.len() == 64
+                && c.client_secret_sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit());
+            if !hex_ok {
+                return Err(self.invalid(
+                    &key("client_secret_sha256"),
+                    "not a hex SHA-256",
+                    "run `idp-proxy clients hash-secret` and paste its output",
+                ));
+            }
+            if c.redirect_uris.is_empty() {
+                return Err(self.invalid(
+                    &key("redirect_uris"),
+                    "empty",
+                    "list the exact callback URLs of this client",
+                ));
+            }
+            for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+                check_redirect_uri(uri).map_err(|p| {
+                    self.invalid(
+                        &key("redirect_uris"),
+                        format!("{uri}: {p}"),
+                        "use an absolute https URL without fragment (http only on loopback)",
+                    )
+                })?;
+            }
+            if c.demarches.is_empty() {
+                return Err(self.invalid(
+                    &key("demarches"),
+                    "empty",
+                    "list the démarches this service provider serves, e.g. [\"argent\"]",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+}
+
+/// Loopback hosts may use plain http: that is how a developer machine and the tests run.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn check_public_url(s: &str) -> Result<(), String> {
+    let url = Url::parse(s).map_err(|e| e.to_string())?;
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+        return Err("must be https (http is allowed on loopback only)".into());
+    }
+    if s.ends_with('/') || url.query().is_some() || url.fragment().is_some() {
+        return Err("must not end with '/' nor carry a query or fragment".into());
+    }
+    Ok(())
+}
+
+fn check_redirect_uri(s: &str) -> Result<(), String> {
+    let url = Url::parse(s).map_err(|e| e.to_string())?;
+    if url.fragment().is_some() {
+        return Err("has a fragment".into());
+    }
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+        return Err("must be https".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("c.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+issuer = "http://127.0.0.1:8080"
+[database]
+url = "sqlite://db.sqlite"
+[keys]
+dir = "keys"
+[upstream.aidant]
+issuer = "http://127.0.0.1:9100"
+client_id = "idp-proxy"
+client_secret = "s"
+[[clients]]
+client_id = "sp"
+client_secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+redirect_uris = ["http://127.0.0.1:9200/callback"]
+demarches = ["argent"]
+"#;
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(dir.path(), BASE)).unwrap();
+        assert_eq!(c.keys.dir, dir.path().join("keys"));
+        assert_eq!(
+            c.database.url,
+            format!("sqlite://{}", dir.path().join("db.sqlite").display())
+        );
+        assert_eq!(c.clients[0].id_token_signed_response_alg, SigningAlg::ES256);
+        assert!(c.clients[0].pkce_required);
+    }
+
+    #[test]
+    fn http_issuer_outside_loopback_is_refused_with_key_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = BASE.replace(
+            "issuer = \"http://127.0.0.1:8080\"",
+            "issuer = \"http://idp.example\"",
+        );
+        let err = Config::load(&write(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.issuer"), "{err}");
+        assert!(err.contains("Fix:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_demarche_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = BASE.replace("demarches = [\"argent\"]", "demarches = [\"casino\"]");
+        let err = Config::load(&write(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("casino"), "{err}");
+    }
+
+    #[test]
+    fn bad_secret_hash_names_the_client_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = BASE.replace(
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "nothex",
+        );
+        let err = Config::load(&write(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[0].client_secret_sha256"), "{err}");
+    }
+}

@@ -1,0 +1,132 @@
+//! In-memory ephemeral store: the embedded default for a single node. State is lost on
+//! restart (users log in again); never use it behind a load balancer with several nodes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{EphemeralError, EphemeralStore};
+
+const SHARDS: usize = 16;
+/// Expired entries are swept every this many writes to a shard.
+const SWEEP_EVERY: u32 = 1024;
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, (Instant, Vec<u8>)>,
+    writes: u32,
+}
+
+pub struct MemoryStore {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl MemoryStore {
+    fn shard(&self, key: &str) -> Result<std::sync::MutexGuard<'_, Shard>, EphemeralError> {
+        let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        self.shards[(h as usize) % SHARDS]
+            .lock()
+            .map_err(|_| EphemeralError::Unavailable("memory store lock poisoned".into()))
+    }
+}
+
+impl Shard {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut (Instant, Vec<u8>)> {
+        if self.map.get(key).is_some_and(|(exp, _)| *exp <= now) {
+            self.map.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes % SWEEP_EVERY == 0 {
+            self.map.retain(|_, (exp, _)| *exp > now);
+        }
+        self.map.insert(key.to_string(), (now + ttl, value));
+    }
+}
+
+#[async_trait::async_trait]
+impl EphemeralStore for MemoryStore {
+    async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), EphemeralError> {
+        self.shard(key)?.insert(key, value, ttl, Instant::now());
+        Ok(())
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        let now = Instant::now();
+        let mut shard = self.shard(key)?;
+        if shard.live(key, now).is_some() {
+            return Ok(false);
+        }
+        shard.insert(key, value, ttl, now);
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
+        Ok(self
+            .shard(key)?
+            .live(key, Instant::now())
+            .map(|(_, v)| v.clone()))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
+        let mut shard = self.shard(key)?;
+        let live = shard.live(key, Instant::now()).is_some();
+        Ok(if live {
+            shard.map.remove(key).map(|(_, v)| v)
+        } else {
+            None
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
+        self.shard(key)?.map.remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_passes_the_shared_suite() {
+        super::super::suite::run(&MemoryStore::default(), "t").await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_takes_have_one_winner() {
+        let store = std::sync::Arc::new(MemoryStore::default());
+        store
+            .put("code", b"c".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move { s.take("code").await.unwrap() }));
+        }
+        let mut winners = 0;
+        for h in handles {
+            winners += h.await.unwrap().is_some() as usize;
+        }
+        assert_eq!(winners, 1);
+    }
+}

@@ -1,0 +1,116 @@
+//! Short-lived state: interactions, aidant sessions, codes, access tokens, upstream login
+//! state. One Redis-shaped trait (TTL on everything, atomic take, set-if-absent) so the
+//! in-memory default and the Redis backend behave the same. Values are opaque bytes; the
+//! callers serialise. Never store a credential here longer than its own lifetime.
+
+mod memory;
+
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EphemeralError {
+    /// The backend cannot be reached: callers fail closed (503).
+    #[error("ephemeral store unavailable: {0}")]
+    Unavailable(String),
+    #[error("ephemeral value is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+#[async_trait::async_trait]
+pub trait EphemeralStore: Send + Sync + 'static {
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), EphemeralError>;
+    /// Stores only if `key` is absent; `true` when stored (replay caches).
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
+    /// Returns and removes the value in one atomic step: two concurrent takes never both win.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
+    async fn delete(&self, key: &str) -> Result<(), EphemeralError>;
+}
+
+/// Typed helpers over the byte store: JSON in, JSON out.
+#[async_trait::async_trait]
+pub trait EphemeralJson {
+    async fn put_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), EphemeralError>;
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError>;
+    async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError>;
+}
+
+#[async_trait::async_trait]
+impl EphemeralJson for dyn EphemeralStore {
+    async fn put_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), EphemeralError> {
+        self.put(key, serde_json::to_vec(value)?, ttl).await
+    }
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
+        decode(self.get(key).await?)
+    }
+    async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
+        decode(self.take(key).await?)
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, EphemeralError> {
+    bytes
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()
+        .map_err(EphemeralError::from)
+}
+
+/// The behaviour every backend must show; run against each backend by its tests.
+#[cfg(test)]
+pub(crate) mod suite {
+    use super::*;
+
+    pub async fn run(store: &dyn EphemeralStore, prefix: &str) {
+        let k = |s: &str| format!("{prefix}:{s}");
+        let ttl = Duration::from_secs(60);
+        store.put(&k("a"), b"1".to_vec(), ttl).await.unwrap();
+        assert_eq!(store.get(&k("a")).await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.take(&k("a")).await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(
+            store.take(&k("a")).await.unwrap(),
+            None,
+            "take is single use"
+        );
+        assert!(store
+            .put_if_absent(&k("b"), b"x".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert!(!store
+            .put_if_absent(&k("b"), b"y".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert_eq!(store.get(&k("b")).await.unwrap(), Some(b"x".to_vec()));
+        store.delete(&k("b")).await.unwrap();
+        assert_eq!(store.get(&k("b")).await.unwrap(), None);
+        store
+            .put(&k("short"), b"s".to_vec(), Duration::from_millis(50))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(store.get(&k("short")).await.unwrap(), None, "expired");
+        assert!(store
+            .put_if_absent(&k("short"), b"t".to_vec(), ttl)
+            .await
+            .unwrap());
+    }
+}

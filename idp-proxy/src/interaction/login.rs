@@ -1,0 +1,148 @@
+//! The aidant's login at their own identity provider: `start` stores the pending login under
+//! its `state` and returns the upstream URL; `callback` checks it, maps the identity to a
+//! known, active aidant of an active organisation, opens the session and goes back to the
+//! interaction. An unknown identity gets a clear page, never a token.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use mandate_store::{JournalAction, NewJournalEntry};
+
+use super::page::ErrorPage;
+use super::session;
+use crate::ephemeral::EphemeralJson;
+use crate::provider::error::FrontError;
+use crate::provider::records::{AidantSession, UpstreamLogin};
+use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, SESSION_COOKIE};
+use crate::upstream::{Callback, UpstreamError};
+
+fn upstream_page(e: UpstreamError) -> ErrorPage {
+    match e {
+        UpstreamError::Unavailable(detail) => {
+            tracing::warn!(%detail, "aidant identity provider unavailable");
+            ErrorPage::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "Connexion impossible pour le moment",
+                "Le service d'identification des aidants ne répond pas.",
+                "Réessayez dans quelques minutes.",
+            )
+        }
+        UpstreamError::Denied(_) => ErrorPage::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "Connexion annulée",
+            "La connexion auprès de votre fournisseur d'identité n'a pas abouti.",
+            "Revenez sur le site du service et recommencez la démarche.",
+        ),
+        UpstreamError::Rejected(detail) => {
+            tracing::warn!(%detail, "upstream login rejected");
+            ErrorPage::bad_request("La réponse du fournisseur d'identité des aidants est invalide.")
+        }
+    }
+}
+
+/// Where to send the browser to log the aidant in for interaction `interaction_id`.
+pub async fn start(
+    app: &App,
+    interaction_id: &str,
+    browser: &str,
+    force_login: bool,
+) -> Result<String, FrontError> {
+    let (url, state, pending) = app
+        .upstream
+        .login_url(force_login)
+        .await
+        .map_err(upstream_page)?;
+    let login = UpstreamLogin {
+        interaction_id: interaction_id.to_string(),
+        browser: browser.to_string(),
+        pending,
+    };
+    let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+    app.ephemeral
+        .put_json(&format!("up:{state}"), &login, ttl)
+        .await?;
+    Ok(url)
+}
+
+pub async fn callback(
+    req: HttpRequest,
+    app: AppData,
+    query: web::Query<Callback>,
+) -> Result<HttpResponse, FrontError> {
+    let state = query
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or_else(ErrorPage::expired)?;
+    // Single use: a replayed or foreign state finds nothing.
+    let login: UpstreamLogin = app
+        .ephemeral
+        .take_json(&format!("up:{state}"))
+        .await?
+        .ok_or_else(ErrorPage::expired)?;
+    let browser = cookie_value(&req, BROWSER_COOKIE).unwrap_or_default();
+    if !tokens::same(&browser, &login.browser) {
+        return Err(ErrorPage::expired().into());
+    }
+    let identity = app
+        .upstream
+        .finish(&query, login.pending)
+        .await
+        .map_err(upstream_page)?;
+
+    let store = app.store.clone();
+    let (issuer, subject) = (identity.issuer.clone(), identity.subject.clone());
+    let found = web::block(move || store.find_aidant_login(&issuer, &subject))
+        .await
+        .map_err(|_| ErrorPage::unavailable())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "mandate store failure at login");
+            ErrorPage::unavailable()
+        })?;
+    let refused = || {
+        ErrorPage::forbidden(
+            "Votre identité a bien été vérifiée, mais vous n'êtes pas enregistré comme aidant d'une structure habilitée.",
+        )
+    };
+    let found = found.filter(|f| f.aidant.active).ok_or_else(refused)?;
+    // An aidant of several structures acts for the first one here; choosing is a later step.
+    let organisation = found.organisations.first().ok_or_else(refused)?;
+
+    let now = app.now();
+    let session = AidantSession {
+        aidant_id: found.aidant.id.clone(),
+        organisation_id: organisation.id.clone(),
+        aidant_name: format!("{} {}", found.aidant.given_name, found.aidant.family_name),
+        organisation_name: organisation.name.clone(),
+        auth_time: identity.auth_time.unwrap_or(now).min(now),
+        last_seen: now,
+        browser: login.browser,
+        upstream_id_token: identity.id_token,
+    };
+    let cookie = tokens::random();
+    session::save(&app, &cookie, &session).await?;
+
+    let store = app.store.clone();
+    let entry = NewJournalEntry {
+        action: JournalAction::AidantLogin.into(),
+        aidant_id: Some(session.aidant_id.clone()),
+        organisation_id: Some(session.organisation_id.clone()),
+        ..Default::default()
+    };
+    let journaled = web::block(move || store.journal_append(&entry, now)).await;
+    if !matches!(journaled, Ok(Ok(_))) {
+        tracing::error!("could not journal an aidant login");
+        return Err(ErrorPage::unavailable().into());
+    }
+    tracing::info!(aidant = %session.aidant_id, "aidant logged in");
+
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("/interaction/{}", login.interaction_id),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(app.cookie(SESSION_COOKIE, cookie))
+        .finish())
+}

@@ -1,0 +1,294 @@
+//! The few pages the protocol needs: the aidant's choice of usager and démarche (a
+//! CSRF-protected form that works without JavaScript), the upstream login callback, and
+//! error pages. Then the mandate is re-checked and the use journaled in one transaction, and
+//! only then is a code minted.
+
+pub mod login;
+pub mod page;
+pub mod session;
+
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use mandate_store::{Demarche, Refusal, UsableMandate, Use, UseError};
+use serde::Deserialize;
+
+use crate::ephemeral::EphemeralJson;
+use crate::provider::error::{FrontError, ReturnTo};
+use crate::provider::records::{code_key, interaction_key, AidantSession, Grant, Interaction};
+use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
+use page::{html, ErrorPage};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/interaction/{id}", web::get().to(show))
+        .route("/interaction/{id}", web::post().to(choose))
+        .route("/login/callback", web::get().to(login::callback));
+}
+
+struct DemarcheView {
+    key: &'static str,
+    title: &'static str,
+    examples: &'static str,
+}
+
+struct UsagerView {
+    mandate_id: String,
+    name: String,
+    born: String,
+    expires: String,
+    demarches: Vec<DemarcheView>,
+}
+
+#[derive(Template)]
+#[template(path = "choose.html")]
+struct ChoosePage {
+    id: String,
+    csrf: String,
+    aidant_name: String,
+    organisation_name: String,
+    client_name: String,
+    usagers: Vec<UsagerView>,
+    error: Option<String>,
+}
+
+fn french_date(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_default()
+}
+
+fn view(m: UsableMandate) -> UsagerView {
+    let born = chrono::NaiveDate::parse_from_str(&m.identity.birthdate, "%Y-%m-%d")
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_else(|_| m.identity.birthdate.clone());
+    let born = if m.identity.gender == "female" {
+        format!("née le {born}")
+    } else {
+        format!("né le {born}")
+    };
+    UsagerView {
+        name: format!("{} {}", m.identity.given_name, m.identity.family_name),
+        born,
+        expires: french_date(m.expires_at),
+        demarches: m
+            .demarches
+            .iter()
+            .map(|d| DemarcheView {
+                key: d.as_str(),
+                title: d.title_fr(),
+                examples: d.examples_fr(),
+            })
+            .collect(),
+        mandate_id: m.mandate_id,
+    }
+}
+
+/// The interaction of this URL, in this browser, with a session fresh enough for it; or
+/// the place to send the browser instead (upstream login).
+async fn load(
+    req: &HttpRequest,
+    app: &App,
+    id: &str,
+) -> Result<Result<(Interaction, String, AidantSession), String>, FrontError> {
+    if id.len() > 64 {
+        return Err(ErrorPage::expired().into());
+    }
+    let ix: Interaction = app
+        .ephemeral
+        .get_json(&interaction_key(id))
+        .await?
+        .ok_or_else(ErrorPage::expired)?;
+    let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
+    if !tokens::same(&browser, &ix.browser) {
+        return Err(ErrorPage::expired().into());
+    }
+    let now = app.now();
+    match session::current(req, app, &browser).await? {
+        Some((cookie, mut s)) if session::satisfies(app, &s, &ix, now) => {
+            s.last_seen = now;
+            session::save(app, &cookie, &s).await?;
+            Ok(Ok((ix, cookie, s)))
+        }
+        stale => Ok(Err(login::start(
+            app,
+            id,
+            &browser,
+            ix.force_login || stale.is_some(),
+        )
+        .await?)),
+    }
+}
+
+fn see_other(location: String) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+fn store_failure(e: impl std::fmt::Display) -> FrontError {
+    tracing::error!(error = %e, "mandate store failure");
+    ErrorPage::unavailable().into()
+}
+
+async fn render_choice(
+    app: &App,
+    id: String,
+    ix: &Interaction,
+    s: &AidantSession,
+    error: Option<String>,
+) -> Result<HttpResponse, FrontError> {
+    let store = app.store.clone();
+    let (org, allowed, now) = (s.organisation_id.clone(), ix.allowed.clone(), app.now());
+    let mandates = web::block(move || store.usable_mandates(&org, &allowed, now))
+        .await
+        .map_err(store_failure)?
+        .map_err(store_failure)?;
+    let client_name = app
+        .config
+        .client(&ix.client_id)
+        .and_then(|c| c.name.clone())
+        .unwrap_or_else(|| ix.client_id.clone());
+    let page = ChoosePage {
+        id,
+        csrf: ix.csrf.clone(),
+        aidant_name: s.aidant_name.clone(),
+        organisation_name: s.organisation_name.clone(),
+        client_name,
+        usagers: mandates.into_iter().map(view).collect(),
+        error: error.clone(),
+    };
+    let status = if error.is_some() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::OK
+    };
+    Ok(html(status, page.render()))
+}
+
+pub async fn show(
+    req: HttpRequest,
+    app: AppData,
+    id: web::Path<String>,
+) -> Result<HttpResponse, FrontError> {
+    let id = id.into_inner();
+    match load(&req, &app, &id).await? {
+        Err(login_url) => Ok(see_other(login_url)),
+        Ok((ix, _, s)) => render_choice(&app, id, &ix, &s, None).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ChoiceForm {
+    csrf: String,
+    choice: Option<String>,
+    certify: Option<String>,
+}
+
+fn refusal_fr(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Revoked => {
+            "Ce mandat a été révoqué : il ne permet plus d'agir pour cette personne."
+        }
+        Refusal::Expired => "Ce mandat a expiré : il ne permet plus d'agir pour cette personne.",
+        Refusal::DemarcheNotCovered => "Ce mandat ne couvre pas cette démarche.",
+        Refusal::OtherOrganisation | Refusal::UnknownMandate => {
+            "Ce mandat n'a pas été donné à votre structure."
+        }
+        Refusal::AidantInactive | Refusal::AidantNotMember | Refusal::OrganisationInactive => {
+            "Votre compte d'aidant ne permet pas d'utiliser ce mandat."
+        }
+    }
+}
+
+pub async fn choose(
+    req: HttpRequest,
+    app: AppData,
+    id: web::Path<String>,
+    form: web::Form<ChoiceForm>,
+) -> Result<HttpResponse, FrontError> {
+    let id = id.into_inner();
+    let (ix, _, s) = match load(&req, &app, &id).await? {
+        Err(login_url) => return Ok(see_other(login_url)),
+        Ok(found) => found,
+    };
+    if !tokens::same(&form.csrf, &ix.csrf) {
+        return Err(ErrorPage::expired().into());
+    }
+    if form.certify.as_deref() != Some("yes") {
+        let msg = "Cochez la case pour certifier que la personne est d'accord.".to_string();
+        return render_choice(&app, id, &ix, &s, Some(msg)).await;
+    }
+    let parsed = form.choice.as_deref().and_then(|c| {
+        let (mandate, demarche) = c.split_once(':')?;
+        Some((mandate.to_string(), demarche.parse::<Demarche>().ok()?))
+    });
+    let Some((mandate_id, demarche)) = parsed else {
+        let msg = "Choisissez une personne et une démarche.".to_string();
+        return render_choice(&app, id, &ix, &s, Some(msg)).await;
+    };
+    if !ix.allowed.contains(&demarche) {
+        let msg = "Ce service ne propose pas cette démarche.".to_string();
+        return render_choice(&app, id, &ix, &s, Some(msg)).await;
+    }
+    // Single use: a double submission cannot mint two codes.
+    let ix_key = interaction_key(&id);
+    let Some(ix) = app.ephemeral.take_json::<Interaction>(&ix_key).await? else {
+        return Err(ErrorPage::expired().into());
+    };
+    let use_ = Use {
+        mandate_id: mandate_id.clone(),
+        aidant_id: s.aidant_id.clone(),
+        organisation_id: s.organisation_id.clone(),
+        demarche,
+        client_id: ix.client_id.clone(),
+    };
+    let store = app.store.clone();
+    let now = app.now();
+    // Re-check and journal in one transaction; only then is the code minted.
+    let recorded = web::block(move || store.record_use(&use_, now))
+        .await
+        .map_err(store_failure)?;
+    match recorded {
+        Ok(_) => {}
+        Err(UseError::Refused(r)) => {
+            tracing::info!(reason = r.code(), "mandate use refused");
+            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            app.ephemeral.put_json(&ix_key, &ix, ttl).await?;
+            return render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await;
+        }
+        Err(UseError::Store(e)) => {
+            // Nothing was written: put the interaction back so the aidant can retry.
+            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
+            return Err(store_failure(e));
+        }
+    }
+    let code = tokens::random();
+    let grant = Grant {
+        client_id: ix.client_id.clone(),
+        redirect_uri: ix.redirect_uri.clone(),
+        code_challenge: ix.code_challenge.clone(),
+        nonce: ix.nonce.clone(),
+        scopes: ix.scopes.clone(),
+        mandate_id,
+        aidant_id: s.aidant_id.clone(),
+        organisation_id: s.organisation_id.clone(),
+        demarche,
+        acr: ix.acr.clone(),
+        auth_time: s.auth_time,
+    };
+    let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
+    app.ephemeral
+        .put_json(&code_key(&code), &grant, ttl)
+        .await?;
+    tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
+    let to = ReturnTo {
+        redirect_uri: ix.redirect_uri,
+        state: ix.state,
+        issuer: app.issuer().to_string(),
+    };
+    Ok(see_other(to.url(&[("code", &code)])))
+}

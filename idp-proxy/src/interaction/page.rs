@@ -1,0 +1,86 @@
+//! The French pages a person sees, rendered server-side (askama, auto-escaped, no JavaScript).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+use askama::Template;
+
+/// An error shown to the aidant or the usager: what happened and what to do, in French.
+#[derive(Debug, Clone, Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    #[template(skip)]
+    pub status: StatusCode,
+    pub title: String,
+    pub message: String,
+    pub advice: String,
+}
+
+impl ErrorPage {
+    pub fn new(status: StatusCode, title: &str, message: impl Into<String>, advice: &str) -> Self {
+        ErrorPage {
+            status,
+            title: title.into(),
+            message: message.into(),
+            advice: advice.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Demande invalide",
+            message,
+            "Revenez sur le site du service et recommencez. Si le problème continue, contactez ce service.",
+        )
+    }
+
+    pub fn expired() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Demande expirée",
+            "Cette démarche a expiré ou a été ouverte dans un autre navigateur.",
+            "Revenez sur le site du service et recommencez la démarche.",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Accès refusé",
+            message,
+            "Si vous pensez que c'est une erreur, contactez le responsable de votre structure.",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service momentanément indisponible",
+            "Le service ne peut pas traiter votre demande pour le moment. Aucune donnée n'a été transmise.",
+            "Réessayez dans quelques minutes.",
+        )
+    }
+
+    pub fn response(&self) -> HttpResponse {
+        html(self.status, self.render())
+    }
+}
+
+/// A rendered page with the headers every page gets.
+pub fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> HttpResponse {
+    match rendered {
+        Ok(body) => HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' *; frame-ancestors 'none'",
+            ))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The aidant's session: created after a verified upstream login, kept in the ephemeral
+//! store behind a `__Host-` cookie, bound to the browser, ended by logout, idleness or age.
+
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+
+use crate::ephemeral::{EphemeralError, EphemeralJson};
+use crate::provider::records::{session_key, AidantSession, Interaction};
+use crate::provider::tokens::same;
+use crate::provider::{cookie_value, App, SESSION_COOKIE};
+
+/// The session of this request's cookie, if it exists and belongs to this browser.
+pub async fn current(
+    req: &HttpRequest,
+    app: &App,
+    browser: &str,
+) -> Result<Option<(String, AidantSession)>, EphemeralError> {
+    let Some(cookie) = cookie_value(req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let session: Option<AidantSession> = app.ephemeral.get_json(&session_key(&cookie)).await?;
+    Ok(session
+        .filter(|s| same(&s.browser, browser))
+        .map(|s| (cookie, s)))
+}
+
+/// Whether the session may serve this interaction without a new upstream login: not idle
+/// too long, young enough for `max_age`, and newer than the request if it asked `prompt=login`.
+pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, now: i64) -> bool {
+    let idle = now - s.last_seen > app.config.session.idle_timeout_secs as i64;
+    let too_old = ix.max_age.is_some_and(|m| now - s.auth_time > m);
+    let login_asked = ix.force_login && s.auth_time < ix.created_at;
+    !(idle || too_old || login_asked)
+}
+
+pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<(), EphemeralError> {
+    let remaining = (session.auth_time + app.config.session.max_lifetime_secs as i64) - app.now();
+    let ttl = Duration::from_secs(remaining.max(1) as u64);
+    app.ephemeral
+        .put_json(&session_key(cookie), session, ttl)
+        .await
+}

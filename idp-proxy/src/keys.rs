@@ -1,0 +1,385 @@
+//! The key ring: ES256/RS256 signing keys, the at-rest data key and the subject-hash key, read
+//! from `keys.dir`. Signing uses ring directly (no re-parsing per token). Private material is
+//! written 0600 and never leaves this module: the JWKS carries public members only.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use mandate_store::{DataKey, Sealer};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::SigningAlg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key ring {dir}: {problem}. Fix: run `idp-proxy keys generate`")]
+    Missing { dir: String, problem: String },
+    #[error("key file {file}: {problem}")]
+    Bad { file: String, problem: String },
+    #[error("key ring {dir}: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signing failed")]
+    Sign,
+    #[error("RSA key generation failed: {0}")]
+    Generate(String),
+}
+
+enum Pair {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pair: Pair,
+    /// The public JWK, as published.
+    public_jwk: serde_json::Value,
+    /// `base64url(header) + "."`, computed once.
+    header_prefix: String,
+}
+
+pub struct KeyRing {
+    signing: Vec<SigningKey>,
+    data: Vec<DataKey>,
+    subject_key: [u8; 32],
+    jwks_json: String,
+    rng: SystemRandom,
+}
+
+const SUBJECT_KEY: &str = "subject.key";
+
+fn io(dir: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        dir: dir.display().to_string(),
+        source,
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn new_kid(prefix: &str, rng: &SystemRandom) -> Result<String, KeyError> {
+    let mut r = [0u8; 4];
+    rng.fill(&mut r).map_err(|_| KeyError::Sign)?;
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    Ok(format!("{prefix}-{stamp}-{}", hex(&r)))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl KeyRing {
+    /// Creates whatever the ring lacks (an ES256 key, an RS256 key, a data key, the subject
+    /// key) and returns the files written. Existing keys are never touched.
+    pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
+        let rng = SystemRandom::new();
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let existing: Vec<String> = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let has = |prefix: &str| existing.iter().any(|f| f.starts_with(prefix));
+        let mut written = Vec::new();
+        if !has("es256-") {
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeyError::Generate("ES256".into()))?;
+            let path = dir.join(format!("{}.p8", new_kid("es256", &rng)?));
+            write_private(&path, pkcs8.as_ref()).map_err(io(dir))?;
+            written.push(path);
+        }
+        if !has("rs256-") {
+            // ring cannot generate RSA keys: OpenSSL (through josekit) does, ring signs.
+            let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)
+                .map_err(|e| KeyError::Generate(e.to_string()))?;
+            let path = dir.join(format!("{}.p8", new_kid("rs256", &rng)?));
+            write_private(&path, &pair.to_der_private_key()).map_err(io(dir))?;
+            written.push(path);
+        }
+        for (prefix, name) in [("data-", None), (SUBJECT_KEY, Some(SUBJECT_KEY))] {
+            if !has(prefix) {
+                let mut key = [0u8; 32];
+                rng.fill(&mut key).map_err(|_| KeyError::Sign)?;
+                let file = match name {
+                    Some(n) => n.to_string(),
+                    None => format!("{}.key", new_kid("data", &rng)?),
+                };
+                let path = dir.join(file);
+                write_private(&path, &key).map_err(io(dir))?;
+                written.push(path);
+            }
+        }
+        Ok(written)
+    }
+
+    pub fn load(dir: &Path) -> Result<KeyRing, KeyError> {
+        let rng = SystemRandom::new();
+        let mut names: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        // Newest kid last: kids embed their creation time.
+        names.sort();
+        let mut signing = Vec::new();
+        let mut data = Vec::new();
+        let mut subject_key = None;
+        for path in names {
+            let file = path.display().to_string();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let bad = |problem: &str| KeyError::Bad {
+                file: file.clone(),
+                problem: problem.into(),
+            };
+            let bytes = || fs::read(&path).map_err(io(dir));
+            if let Some(kid) = name.strip_suffix(".p8") {
+                let alg = if kid.starts_with("es256-") {
+                    SigningAlg::ES256
+                } else if kid.starts_with("rs256-") {
+                    SigningAlg::RS256
+                } else {
+                    continue;
+                };
+                let der = bytes()?;
+                let pair = match alg {
+                    SigningAlg::ES256 => Pair::Ec(
+                        EcdsaKeyPair::from_pkcs8(
+                            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                            &der,
+                            &rng,
+                        )
+                        .map_err(|_| bad("not a P-256 PKCS#8 key"))?,
+                    ),
+                    SigningAlg::RS256 => Pair::Rsa(
+                        RsaKeyPair::from_pkcs8(&der)
+                            .or_else(|_| RsaKeyPair::from_der(&der))
+                            .map_err(|_| bad("not an RSA private key (PKCS#8 or PKCS#1)"))?,
+                    ),
+                };
+                let public_jwk = public_jwk(kid, &pair, &der).map_err(|p| bad(&p))?;
+                let header = json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"});
+                signing.push(SigningKey {
+                    kid: kid.to_string(),
+                    alg,
+                    pair,
+                    public_jwk,
+                    header_prefix: format!("{}.", B64.encode(header.to_string())),
+                });
+            } else if name == SUBJECT_KEY {
+                subject_key = Some(
+                    <[u8; 32]>::try_from(bytes()?.as_slice())
+                        .map_err(|_| bad("must be 32 bytes"))?,
+                );
+            } else if let Some(kid) = name.strip_suffix(".key").filter(|k| k.starts_with("data-")) {
+                let key = <[u8; 32]>::try_from(bytes()?.as_slice())
+                    .map_err(|_| bad("must be 32 bytes"))?;
+                data.push(DataKey {
+                    kid: kid.to_string(),
+                    key,
+                });
+            }
+        }
+        let missing = |problem: &str| KeyError::Missing {
+            dir: dir.display().to_string(),
+            problem: problem.into(),
+        };
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            if !signing.iter().any(|k| k.alg == alg) {
+                return Err(missing(&format!("no {} signing key", alg.as_str())));
+            }
+        }
+        if data.is_empty() {
+            return Err(missing("no data key"));
+        }
+        let subject_key = subject_key.ok_or_else(|| missing("no subject key"))?;
+        let jwks_json = jwks(&signing).to_string();
+        Ok(KeyRing {
+            signing,
+            data,
+            subject_key,
+            jwks_json,
+            rng,
+        })
+    }
+
+    /// The key that signs for `alg`: the newest one.
+    pub fn signer(&self, alg: SigningAlg) -> &SigningKey {
+        // `load` guarantees one key per algorithm; the fallback keeps this total.
+        self.signing
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg)
+            .unwrap_or(&self.signing[0])
+    }
+
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks_json
+    }
+
+    /// The sealer for usager identities: the newest data key seals, older ones still open.
+    pub fn sealer(&self) -> Sealer {
+        let mut keys: Vec<DataKey> = self
+            .data
+            .iter()
+            .map(|k| DataKey {
+                kid: k.kid.clone(),
+                key: k.key,
+            })
+            .collect();
+        // `load` refuses an empty list, so pop always yields.
+        let active = keys.pop().unwrap_or(DataKey {
+            kid: String::new(),
+            key: [0; 32],
+        });
+        Sealer::new(active, keys, self.subject_key)
+    }
+
+    pub fn sign(&self, alg: SigningAlg, claims: &impl Serialize) -> Result<String, KeyError> {
+        self.signer(alg).sign(claims, &self.rng)
+    }
+
+    /// Verifies a JWT we signed (any published key) and returns its claims. Expiry is the
+    /// caller's business: an `id_token_hint` may be expired and still name its session.
+    pub fn verify_own(&self, jwt: &str) -> Option<serde_json::Value> {
+        let mut parts = jwt.split('.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: serde_json::Value = serde_json::from_slice(&B64.decode(h).ok()?).ok()?;
+        let kid = header.get("kid")?.as_str()?;
+        let key = self.signing.iter().find(|k| k.kid == kid)?;
+        if header.get("alg")?.as_str()? != key.alg.as_str() {
+            return None;
+        }
+        let sig = B64.decode(s).ok()?;
+        let msg = &jwt[..h.len() + 1 + p.len()];
+        let (alg, public): (&dyn signature::VerificationAlgorithm, &[u8]) = match &key.pair {
+            Pair::Ec(k) => (&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref()),
+            Pair::Rsa(k) => (
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                k.public_key().as_ref(),
+            ),
+        };
+        signature::UnparsedPublicKey::new(alg, public)
+            .verify(msg.as_bytes(), &sig)
+            .ok()?;
+        serde_json::from_slice(&B64.decode(p).ok()?).ok()
+    }
+}
+
+impl SigningKey {
+    fn sign(&self, claims: &impl Serialize, rng: &SystemRandom) -> Result<String, KeyError> {
+        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        let mut jwt = String::with_capacity(self.header_prefix.len() + payload.len() * 2 + 400);
+        jwt.push_str(&self.header_prefix);
+        B64.encode_string(&payload, &mut jwt);
+        let sig = match &self.pair {
+            Pair::Ec(k) => k
+                .sign(rng, jwt.as_bytes())
+                .map_err(|_| KeyError::Sign)?
+                .as_ref()
+                .to_vec(),
+            Pair::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&signature::RSA_PKCS1_SHA256, rng, jwt.as_bytes(), &mut sig)
+                    .map_err(|_| KeyError::Sign)?;
+                sig
+            }
+        };
+        jwt.push('.');
+        B64.encode_string(&sig, &mut jwt);
+        Ok(jwt)
+    }
+}
+
+fn public_jwk(kid: &str, pair: &Pair, der: &[u8]) -> Result<serde_json::Value, String> {
+    Ok(match pair {
+        Pair::Ec(p) => {
+            // Uncompressed point: 0x04 || x || y.
+            let point = p.public_key().as_ref();
+            json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                   "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])})
+        }
+        Pair::Rsa(_) => {
+            // ring does not expose n and e; OpenSSL (josekit) reads them from the same DER.
+            let jwk = josekit::jwk::alg::rsa::RsaKeyPair::from_der(der)
+                .map_err(|e| e.to_string())?
+                .to_jwk_public_key();
+            let n = jwk.parameter("n").cloned().ok_or("no modulus")?;
+            let e = jwk.parameter("e").cloned().ok_or("no exponent")?;
+            json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e})
+        }
+    })
+}
+
+fn jwks(keys: &[SigningKey]) -> serde_json::Value {
+    let keys: Vec<&serde_json::Value> = keys.iter().map(|k| &k.public_jwk).collect();
+    json!({ "keys": keys })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_ring_loads_signs_and_publishes_no_private_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = KeyRing::generate(dir.path()).unwrap();
+        assert_eq!(written.len(), 4);
+        for f in &written {
+            let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+        // A second run adds nothing.
+        assert!(KeyRing::generate(dir.path()).unwrap().is_empty());
+        let ring = KeyRing::load(dir.path()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        for k in keys {
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                assert!(k.get(private).is_none(), "{private} published");
+            }
+        }
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let jwt = ring.sign(alg, &json!({"sub": "x"})).unwrap();
+            assert_eq!(ring.verify_own(&jwt).unwrap()["sub"], "x");
+            // A flipped payload byte breaks the signature.
+            let mut parts: Vec<&str> = jwt.split('.').collect();
+            let forged = B64.encode(br#"{"sub":"y"}"#);
+            parts[1] = &forged;
+            assert!(ring.verify_own(&parts.join(".")).is_none());
+        }
+    }
+
+    #[test]
+    fn missing_ring_says_how_to_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = KeyRing::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("idp-proxy keys generate"), "{err}");
+    }
+}

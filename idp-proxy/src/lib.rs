@@ -1,0 +1,87 @@
+//! idp-proxy: an OpenID Provider that lets an aidant carry out a démarche for a usager who
+//! gave the aidant's organisation a mandate. The token names the usager (`sub`) and the
+//! aidant who acted (`act`). No credential of anyone is stored.
+
+pub mod clock;
+pub mod config;
+pub mod ephemeral;
+pub mod import;
+pub mod interaction;
+pub mod keys;
+pub mod provider;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use actix_web::{middleware, web, HttpResponse, HttpServer};
+use mandate_store::Store;
+
+use crate::config::{Config, EphemeralBackend};
+use crate::ephemeral::{EphemeralStore, MemoryStore};
+use crate::keys::KeyRing;
+use crate::provider::App;
+use crate::upstream::Upstream;
+
+/// Largest request body any endpoint reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Opens the mandate store with the key ring's sealer.
+pub fn open_store(config: &Config, keys: &KeyRing) -> anyhow::Result<Store> {
+    Ok(Store::open(
+        &config.database.url,
+        config.database.max_connections,
+        keys.sealer(),
+    )?)
+}
+
+pub fn build_app(config: Config) -> anyhow::Result<App> {
+    let keys = KeyRing::load(&config.keys.dir)?;
+    let store = open_store(&config, &keys)?;
+    store.migrate()?;
+    let ephemeral: Arc<dyn EphemeralStore> = match config.ephemeral.backend {
+        EphemeralBackend::Memory => Arc::new(MemoryStore::default()),
+    };
+    let upstream = Upstream::new(
+        config.upstream.aidant.clone(),
+        format!("{}/login/callback", config.server.issuer),
+    )?;
+    Ok(App {
+        discovery_json: provider::discovery::document(&config),
+        config,
+        keys,
+        store,
+        ephemeral,
+        upstream,
+        clock: Arc::new(clock::SystemClock),
+    })
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let workers = config.server.workers;
+    let app = web::Data::new(build_app(config)?);
+    tracing::info!(%listen, issuer = app.issuer(), "idp-proxy listening");
+    let mut server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(app.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .app_data(web::FormConfig::default().limit(MAX_BODY))
+            .wrap(
+                middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer")),
+            )
+            .configure(provider::routes)
+            .configure(interaction::routes)
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+            )
+    })
+    .bind(listen)?;
+    if let Some(w) = workers {
+        server = server.workers(w);
+    }
+    server.run().await?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The authorization endpoint (OIDC Core §3.1.2): a list of checks, then an interaction
+//! stored for the aidant's choice, bound to this browser. The aidant goes to the choice page
+//! if their session is fresh enough, otherwise to the upstream IdP first.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::error::{Code, FrontError, OAuthError};
+use super::params::Params;
+use super::records::{interaction_key, Interaction};
+use super::{checks, cookie_value, tokens, App, AppData, BROWSER_COOKIE};
+use crate::ephemeral::EphemeralJson;
+use crate::interaction::page::ErrorPage;
+use crate::interaction::{login, session};
+
+pub async fn get(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
+    authorize(&req, &app, req.query_string().as_bytes()).await
+}
+
+pub async fn post(
+    req: HttpRequest,
+    app: AppData,
+    body: web::Bytes,
+) -> Result<HttpResponse, FrontError> {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return Err(ErrorPage::bad_request("Requête invalide : formulaire attendu.").into());
+    }
+    authorize(&req, &app, &body).await
+}
+
+async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpResponse, FrontError> {
+    let params = Params::parse(raw)
+        .map_err(|e| ErrorPage::bad_request(format!("Requête invalide : {e}.")))?;
+    let client = checks::client(&app.config, &params)?;
+    let to = checks::redirect_uri(client, &params, app.issuer())?;
+    let back = |error: OAuthError| FrontError::Redirect {
+        to: to.clone(),
+        error,
+    };
+    if params.get("request").is_some() {
+        return Err(back(OAuthError::new(
+            Code::RequestNotSupported,
+            "request objects are not supported",
+        )));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(back(OAuthError::new(
+            Code::RequestUriNotSupported,
+            "request_uri is not supported",
+        )));
+    }
+    checks::response_type(&params).map_err(back)?;
+    let scopes = checks::scope(&params).map_err(back)?;
+    let code_challenge = checks::pkce(client, &params).map_err(back)?;
+    let prompt = checks::prompt(&params).map_err(back)?;
+    let allowed = checks::rep_scope(client, &params).map_err(back)?;
+    let acr = checks::acr(&app.config.tokens.acr, &params).map_err(back)?;
+
+    let now = app.now();
+    let existing_browser = cookie_value(req, BROWSER_COOKIE);
+    let browser = existing_browser.clone().unwrap_or_else(tokens::random);
+    let interaction = Interaction {
+        client_id: client.client_id.clone(),
+        redirect_uri: to.redirect_uri.clone(),
+        state: to.state.clone(),
+        nonce: params.get("nonce").map(str::to_string),
+        code_challenge,
+        scopes,
+        allowed,
+        acr,
+        max_age: prompt.max_age,
+        force_login: prompt.force_login,
+        browser: browser.clone(),
+        csrf: tokens::random(),
+        created_at: now,
+    };
+    let id = tokens::random();
+    let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+    app.ephemeral
+        .put_json(&interaction_key(&id), &interaction, ttl)
+        .await?;
+
+    // A stale session (idle, too old for max_age) sends the aidant to authenticate again.
+    let (fresh, stale) = match session::current(req, app, &browser).await? {
+        Some((_, s)) => {
+            let ok = session::satisfies(app, &s, &interaction, now);
+            (ok, !ok)
+        }
+        None => (false, false),
+    };
+    let location = if fresh {
+        format!("/interaction/{id}")
+    } else {
+        login::start(app, &id, &browser, interaction.force_login || stale).await?
+    };
+    let mut res = HttpResponse::SeeOther();
+    res.insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if existing_browser.is_none() {
+        res.cookie(app.cookie(BROWSER_COOKIE, browser));
+    }
+    Ok(res.finish())
+}

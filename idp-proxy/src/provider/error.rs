@@ -1,0 +1,218 @@
+//! Protocol errors as types, turned into responses in one place: a redirect to the client
+//! (with `state` and `iss`), a JSON body with the right status and `WWW-Authenticate`, or the
+//! local French page when no redirect is safe. Handlers never build error responses by hand.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use url::Url;
+
+use crate::ephemeral::EphemeralError;
+use crate::interaction::page::ErrorPage;
+
+/// RFC 6749 §4.1.2.1 / §5.2, OIDC Core §3.1.2.6, RFC 6750 §3.1 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    AccessDenied,
+    LoginRequired,
+    InteractionRequired,
+    InvalidToken,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidRequest => "invalid_request",
+            Code::InvalidClient => "invalid_client",
+            Code::InvalidGrant => "invalid_grant",
+            Code::UnauthorizedClient => "unauthorized_client",
+            Code::UnsupportedGrantType => "unsupported_grant_type",
+            Code::UnsupportedResponseType => "unsupported_response_type",
+            Code::InvalidScope => "invalid_scope",
+            Code::AccessDenied => "access_denied",
+            Code::LoginRequired => "login_required",
+            Code::InteractionRequired => "interaction_required",
+            Code::InvalidToken => "invalid_token",
+            Code::RequestNotSupported => "request_not_supported",
+            Code::RequestUriNotSupported => "request_uri_not_supported",
+            Code::ServerError => "server_error",
+            Code::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    pub code: Code,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: Code, description: impl Into<String>) -> Self {
+        OAuthError {
+            code,
+            description: description.into(),
+        }
+    }
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(Code::InvalidRequest, d)
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(Code::InvalidGrant, d)
+    }
+    pub fn unavailable() -> Self {
+        Self::new(
+            Code::TemporarilyUnavailable,
+            "a backing store is unavailable, retry later",
+        )
+    }
+}
+
+impl From<EphemeralError> for OAuthError {
+    fn from(e: EphemeralError) -> Self {
+        tracing::error!(error = %e, "ephemeral store failure");
+        OAuthError::unavailable()
+    }
+}
+
+/// An error of a back-channel endpoint (token, userinfo): JSON, never HTML.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct JsonError(#[from] pub OAuthError);
+
+impl ResponseError for JsonError {
+    fn status_code(&self) -> StatusCode {
+        match self.0.code {
+            Code::InvalidClient | Code::InvalidToken => StatusCode::UNAUTHORIZED,
+            Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        match self.0.code {
+            Code::InvalidClient => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"idp-proxy\""));
+            }
+            Code::InvalidToken => {
+                // RFC 6750 §3: quoted-string values; our descriptions never contain quotes.
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                        self.0.description.replace('"', "'")
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        res.json(json!({"error": self.0.code.as_str(), "error_description": self.0.description}))
+    }
+}
+
+impl From<EphemeralError> for JsonError {
+    fn from(e: EphemeralError) -> Self {
+        JsonError(e.into())
+    }
+}
+
+/// Where an authorization error may be sent once client and redirect URI are known-good.
+#[derive(Debug, Clone)]
+pub struct ReturnTo {
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub issuer: String,
+}
+
+impl ReturnTo {
+    /// The redirect URI with `params` added to its query (RFC 6749 §4.1.2 keeps its own query).
+    pub fn url(&self, params: &[(&str, &str)]) -> String {
+        match Url::parse(&self.redirect_uri) {
+            Ok(mut url) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    for (k, v) in params {
+                        q.append_pair(k, v);
+                    }
+                    if let Some(state) = &self.state {
+                        q.append_pair("state", state);
+                    }
+                    q.append_pair("iss", &self.issuer);
+                }
+                url.into()
+            }
+            // Registered URIs are validated at start-up; this branch is unreachable in practice.
+            Err(_) => self.redirect_uri.clone(),
+        }
+    }
+}
+
+/// An error of a front-channel endpoint (authorize, interaction, login callback).
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    /// Sent back to the client: `error`, `error_description`, `state`, `iss`.
+    #[error("{error} (redirected)")]
+    Redirect { to: ReturnTo, error: OAuthError },
+    /// Shown here, in French, because no redirect is safe or useful.
+    #[error("{}: {}", .0.status, .0.message)]
+    Page(ErrorPage),
+}
+
+impl From<ErrorPage> for FrontError {
+    fn from(p: ErrorPage) -> Self {
+        FrontError::Page(p)
+    }
+}
+
+impl From<EphemeralError> for FrontError {
+    fn from(e: EphemeralError) -> Self {
+        tracing::error!(error = %e, "ephemeral store failure");
+        FrontError::Page(ErrorPage::unavailable())
+    }
+}
+
+impl ResponseError for FrontError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            FrontError::Redirect { .. } => StatusCode::SEE_OTHER,
+            FrontError::Page(p) => p.status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            FrontError::Redirect { to, error } => {
+                tracing::info!(
+                    error = error.code.as_str(),
+                    "authorization error sent to client"
+                );
+                HttpResponse::SeeOther()
+                    .insert_header((
+                        header::LOCATION,
+                        to.url(&[
+                            ("error", error.code.as_str()),
+                            ("error_description", &error.description),
+                        ]),
+                    ))
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .finish()
+            }
+            FrontError::Page(p) => p.response(),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): a valid `id_token_hint` of
+//! ours, a `post_logout_redirect_uri` registered for that client and compared exactly, then
+//! the aidant session ends here and at the upstream IdP. Anything doubtful: a local page,
+//! never a redirect.
+
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use url::Url;
+
+use super::error::FrontError;
+use super::params::Params;
+use super::records::{session_key, AidantSession, PendingLogout};
+use super::token::is_form;
+use super::{cookie_value, tokens, App, AppData, SESSION_COOKIE};
+use crate::ephemeral::EphemeralJson;
+use crate::interaction::page::{html, ErrorPage};
+
+#[derive(Template)]
+#[template(path = "logged_out.html")]
+struct LoggedOut;
+
+pub async fn get(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
+    end_session(&req, &app, req.query_string().as_bytes()).await
+}
+
+pub async fn post(
+    req: HttpRequest,
+    app: AppData,
+    body: web::Bytes,
+) -> Result<HttpResponse, FrontError> {
+    if !is_form(&req) {
+        return Err(ErrorPage::bad_request("Requête invalide : formulaire attendu.").into());
+    }
+    end_session(&req, &app, &body).await
+}
+
+/// Where to go once logged out, if the request names a registered URI.
+fn final_redirect(app: &App, params: &Params) -> Result<Option<String>, ErrorPage> {
+    let hint = match params.get("id_token_hint") {
+        None => None,
+        Some(h) => Some(
+            app.keys
+                .verify_own(h)
+                .filter(|c| c.get("iss").and_then(|i| i.as_str()) == Some(app.issuer()))
+                .ok_or_else(|| {
+                    ErrorPage::bad_request("Le jeton fourni (id_token_hint) n'est pas valide.")
+                })?,
+        ),
+    };
+    let hint_aud = hint
+        .as_ref()
+        .and_then(|c| c.get("aud"))
+        .and_then(|a| a.as_str())
+        .map(str::to_string);
+    let client_id = match (params.get("client_id"), hint_aud.as_deref()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ErrorPage::bad_request(
+                "Le service (client_id) ne correspond pas au jeton fourni.",
+            ))
+        }
+        (Some(a), _) => Some(a.to_string()),
+        (None, b) => b.map(str::to_string),
+    };
+    let Some(uri) = params.get("post_logout_redirect_uri") else {
+        return Ok(None);
+    };
+    let client = client_id
+        .as_deref()
+        .and_then(|id| app.config.client(id))
+        .ok_or_else(|| ErrorPage::bad_request("Le service demandeur est inconnu."))?;
+    if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
+        return Err(ErrorPage::bad_request(
+            "L'adresse de retour après déconnexion n'est pas enregistrée pour ce service.",
+        ));
+    }
+    let mut url = Url::parse(uri).map_err(|_| ErrorPage::bad_request("Adresse invalide."))?;
+    if let Some(state) = params.get("state") {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    Ok(Some(url.into()))
+}
+
+fn go(redirect: Option<String>) -> HttpResponse {
+    match redirect {
+        Some(to) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, to))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        None => html(StatusCode::OK, LoggedOut.render()),
+    }
+}
+
+async fn end_session(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpResponse, FrontError> {
+    let params = Params::parse(raw)
+        .map_err(|e| ErrorPage::bad_request(format!("Requête invalide : {e}.")))?;
+    let redirect = final_redirect(app, &params)?;
+    let session: Option<AidantSession> = match cookie_value(req, SESSION_COOKIE) {
+        Some(cookie) => app.ephemeral.take_json(&session_key(&cookie)).await?,
+        None => None,
+    };
+    let mut upstream = None;
+    if let Some(s) = session {
+        tracing::info!(aidant = %s.aidant_id, "aidant logged out");
+        let state = tokens::random();
+        let back = format!("{}/logout/callback", app.issuer());
+        if let Some(url) = app
+            .upstream
+            .logout_url(&s.upstream_id_token, &back, &state)
+            .await
+        {
+            let pending = PendingLogout {
+                redirect: redirect.clone(),
+            };
+            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            app.ephemeral
+                .put_json(&format!("lo:{state}"), &pending, ttl)
+                .await?;
+            upstream = Some(url);
+        }
+    }
+    let mut res = go(upstream.or(redirect));
+    let _ = res.add_cookie(&app.removal_cookie(SESSION_COOKIE));
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    state: Option<String>,
+}
+
+/// The upstream IdP is done: finish where the client asked.
+pub async fn upstream_done(app: AppData, q: web::Query<Done>) -> Result<HttpResponse, FrontError> {
+    let pending: Option<PendingLogout> = match q.state.as_deref().filter(|s| s.len() <= 128) {
+        Some(state) => app.ephemeral.take_json(&format!("lo:{state}")).await?,
+        None => None,
+    };
+    Ok(go(pending.and_then(|p| p.redirect)))
+}

@@ -1,0 +1,94 @@
+//! The OpenID Provider: discovery, JWKS, authorize, token, userinfo, end_session. Handlers
+//! are lists of checks (see `checks/`); errors are types mapped once (`error.rs`). The hot
+//! path costs one ephemeral take, one indexed query and one signature.
+
+pub mod authorize;
+pub mod checks;
+pub mod claims;
+pub mod discovery;
+pub mod error;
+pub mod logout;
+pub mod params;
+pub mod records;
+pub mod token;
+pub mod tokens;
+pub mod userinfo;
+
+use std::sync::Arc;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{web, HttpRequest};
+use mandate_store::Store;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ephemeral::EphemeralStore;
+use crate::keys::KeyRing;
+use crate::upstream::Upstream;
+
+/// Everything a request needs, shared by all workers.
+pub struct App {
+    pub config: Config,
+    pub keys: KeyRing,
+    pub store: Store,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub upstream: Upstream,
+    pub clock: Arc<dyn Clock>,
+    pub discovery_json: String,
+}
+
+pub type AppData = web::Data<App>;
+
+/// Binds interactions to the browser that started them.
+pub const BROWSER_COOKIE: &str = "__Host-idp-browser";
+/// The aidant's session.
+pub const SESSION_COOKIE: &str = "__Host-idp-session";
+
+impl App {
+    pub fn issuer(&self) -> &str {
+        &self.config.server.issuer
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// `__Host-` cookies: Secure, Path=/, no Domain. Browsers accept Secure cookies from
+    /// http://localhost and 127.0.0.1, so development on loopback works unchanged.
+    pub fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build(name, value)
+            .path("/")
+            .secure(true)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .finish()
+    }
+
+    pub fn removal_cookie(&self, name: &'static str) -> Cookie<'static> {
+        let mut c = self.cookie(name, String::new());
+        c.make_removal();
+        c
+    }
+}
+
+pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+    req.cookie(name)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::configuration),
+    )
+    .route("/jwks", web::get().to(discovery::jwks))
+    .route("/authorize", web::get().to(authorize::get))
+    .route("/authorize", web::post().to(authorize::post))
+    .route("/token", web::post().to(token::token))
+    .route("/userinfo", web::get().to(userinfo::userinfo))
+    .route("/userinfo", web::post().to(userinfo::userinfo))
+    .route("/end_session", web::get().to(logout::get))
+    .route("/end_session", web::post().to(logout::post))
+    .route("/logout/callback", web::get().to(logout::upstream_done));
+}

@@ -1,0 +1,89 @@
+//! Request parameters of the protocol endpoints: form-urlencoded, each name at most once
+//! (RFC 6749 §3.1), each value bounded. Anything else is refused before it reaches a check.
+
+use std::collections::HashMap;
+
+/// Longest value accepted for one parameter; longer is an attack or a bug, not a login.
+pub const MAX_VALUE: usize = 2048;
+/// Most parameters accepted in one request.
+const MAX_PARAMS: usize = 40;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParamError {
+    #[error("parameter `{0}` is repeated")]
+    Duplicate(String),
+    #[error("parameter `{0}` is too long")]
+    TooLong(String),
+    #[error("too many parameters")]
+    TooMany,
+}
+
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Result<Params, ParamError> {
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(raw) {
+            if map.len() >= MAX_PARAMS {
+                return Err(ParamError::TooMany);
+            }
+            if v.len() > MAX_VALUE {
+                return Err(ParamError::TooLong(short(&k)));
+            }
+            // An empty value counts as absent (RFC 6749 §3.1).
+            if v.is_empty() {
+                continue;
+            }
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(ParamError::Duplicate(short(&k)));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// Parameter names are echoed in errors: keep them short and printable.
+fn short(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(40)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_parameter_is_refused() {
+        assert_eq!(
+            Params::parse(b"client_id=a&client_id=b").unwrap_err(),
+            ParamError::Duplicate("client_id".into())
+        );
+    }
+
+    #[test]
+    fn oversized_value_is_refused() {
+        let raw = format!("state={}", "a".repeat(MAX_VALUE + 1));
+        assert!(matches!(
+            Params::parse(raw.as_bytes()),
+            Err(ParamError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let p = Params::parse(b"client_id=%FF%FE").unwrap();
+        assert_eq!(p.get("client_id"), Some("\u{FFFD}\u{FFFD}"));
+    }
+
+    #[test]
+    fn empty_value_is_absent() {
+        assert_eq!(Params::parse(b"state=").unwrap().get("state"), None);
+    }
+}
