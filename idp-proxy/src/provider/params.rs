@@ -16,6 +16,8 @@ pub enum ParamError {
     TooLong(String),
     #[error("too many parameters")]
     TooMany,
+    #[error("parameter `{0}` is not valid UTF-8")]
+    NotUtf8(String),
 }
 
 #[derive(Debug, Default)]
@@ -24,7 +26,13 @@ pub struct Params(HashMap<String, String>);
 impl Params {
     pub fn parse(raw: &[u8]) -> Result<Params, ParamError> {
         let mut map = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(raw) {
+        for pair in raw.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let k = decode(k).map_err(|_| ParamError::NotUtf8("?".into()))?;
+            let v = decode(v).map_err(|_| ParamError::NotUtf8(short(&k)))?;
             if map.len() >= MAX_PARAMS {
                 return Err(ParamError::TooMany);
             }
@@ -35,7 +43,7 @@ impl Params {
             if v.is_empty() {
                 continue;
             }
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
+            if map.insert(k.clone(), v).is_some() {
                 return Err(ParamError::Duplicate(short(&k)));
             }
         }
@@ -45,6 +53,16 @@ impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
+}
+
+/// application/x-www-form-urlencoded decoding that refuses invalid UTF-8 instead of
+/// replacing it: a mangled value must not pass for another one.
+fn decode(raw: &[u8]) -> Result<String, std::string::FromUtf8Error> {
+    let plus: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    String::from_utf8(percent_encoding::percent_decode(&plus).collect())
 }
 
 /// Parameter names are echoed in errors: keep them short and printable.
@@ -77,9 +95,14 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_replaced_not_fatal() {
-        let p = Params::parse(b"client_id=%FF%FE").unwrap();
-        assert_eq!(p.get("client_id"), Some("\u{FFFD}\u{FFFD}"));
+    fn invalid_utf8_is_refused() {
+        assert_eq!(
+            Params::parse(b"client_id=%FF%FE").unwrap_err(),
+            ParamError::NotUtf8("client_id".into())
+        );
+        let p = Params::parse(b"scope=openid+email&x=%C3%A9").unwrap();
+        assert_eq!(p.get("scope"), Some("openid email"));
+        assert_eq!(p.get("x"), Some("é"));
     }
 
     #[test]

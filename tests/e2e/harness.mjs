@@ -1,0 +1,834 @@
+// End-to-end test harness for idp-proxy (used by tests/e2e/*.test.mjs, run with
+// `node --test tests/e2e/`). It runs the real binary against the development aidant IdP
+// (dev/upstream.mjs) and plays the service provider with openid-client v5 and the browser with a
+// cookie jar over fetch. The npm packages come from dev/node_modules: run `npm ci --prefix dev`
+// first.
+//
+// Environment:
+//   IDP_PROXY_BIN      the binary (default <repo>/target/debug/idp-proxy)
+//   E2E_DATABASE_URL   a PostgreSQL server URL (postgres://user:pass@127.0.0.1:5432/postgres):
+//                      each proxy gets a fresh database on it (created and dropped with psql)
+//   E2E_KEEP_TMP=1     keep the temporary directories (config, keys, SQLite file, logs)
+//   E2E_VERBOSE=1      echo the proxy's stderr/stdout as it runs
+
+import { spawn, execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startUpstream } from '../../dev/upstream.mjs';
+
+const devRequire = createRequire(new URL('../../dev/package.json', import.meta.url));
+let openidClient;
+let jose;
+try {
+  openidClient = devRequire('openid-client');
+  jose = devRequire('jose');
+} catch (err) {
+  throw new Error(`tests/e2e needs the packages of dev/: run \`npm ci --prefix dev\` (${err.message})`);
+}
+export const { Issuer, generators, errors, custom } = openidClient;
+export { jose, startUpstream };
+
+custom.setHttpOptionsDefaults({ timeout: 10_000 });
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = process.env.IDP_PROXY_BIN || join(REPO_ROOT, 'target', 'debug', 'idp-proxy');
+
+const VERBOSE = process.env.E2E_VERBOSE === '1';
+const KEEP_TMP = process.env.E2E_KEEP_TMP === '1';
+
+/** Throws a clear error when the binary is missing (call it in `before`). */
+export function assertBinary() {
+  if (!existsSync(BIN)) {
+    throw new Error(`idp-proxy binary not found at ${BIN}: build it first (cargo build -p idp-proxy) or set IDP_PROXY_BIN`);
+  }
+}
+
+export function sha256hex(text) {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** A free TCP port on 127.0.0.1 (listen on 0, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOML (the small subset the config and import files need)
+
+function tomlValue(v) {
+  if (typeof v === 'string') return JSON.stringify(v); // JSON escapes are valid TOML basic strings
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new TypeError(`TOML: bad number ${v}`);
+    return String(v);
+  }
+  if (typeof v === 'boolean') return String(v);
+  if (v instanceof Date) return v.toISOString();
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  throw new TypeError(`TOML: unsupported value ${JSON.stringify(v)}`);
+}
+
+function tomlPairs(obj) {
+  return Object.entries(obj)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k)} = ${tomlValue(v)}`)
+    .join('\n');
+}
+
+/**
+ * Serialises { table: {k: v}, arrayOfTables: [{k: v}, …] } where a key of the form "a.b" names
+ * a dotted table header ([upstream.aidant]).
+ */
+export function toToml(doc) {
+  const out = [];
+  for (const [name, value] of Object.entries(doc)) {
+    if (value === undefined || value === null) continue;
+    if (Array.isArray(value) && value.every((x) => x && typeof x === 'object' && !Array.isArray(x))) {
+      for (const item of value) out.push(`[[${name}]]\n${tomlPairs(item)}\n`);
+    } else if (typeof value === 'object' && !Array.isArray(value)) {
+      out.push(`[${name}]\n${tomlPairs(value)}\n`);
+    } else {
+      throw new TypeError(`TOML: top-level ${name} must be a table or an array of tables`);
+    }
+  }
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL (only with E2E_DATABASE_URL)
+
+function psql(serverUrl, sql) {
+  return new Promise((resolve, reject) => {
+    execFile('psql', [serverUrl, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], { timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`psql failed (${sql}): ${stderr || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+async function createPgDatabase(serverUrl) {
+  const name = `idp_proxy_e2e_${Date.now()}_${randomBytes(4).toString('hex')}`;
+  await psql(serverUrl, `CREATE DATABASE ${name}`);
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: () => psql(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary
+
+function childEnv() {
+  // IDP_PROXY_* variables override the configuration: never leak ours (IDP_PROXY_BIN…) into it.
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('IDP_PROXY_')) env[k] = v;
+  env.RUST_BACKTRACE ??= '1';
+  return env;
+}
+
+function run(args, { cwd, timeout = 120_000 } = {}) {
+  return new Promise((resolve) => {
+    execFile(BIN, args, { cwd, env: childEnv(), timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr, signal: err?.signal, spawnError: err && typeof err.code === 'string' ? err : undefined });
+    });
+  });
+}
+
+/**
+ * Clients as given to startProxy: { client_id, client_secret, name?, token_endpoint_auth_method?,
+ * redirect_uris, post_logout_redirect_uris?, demarches, id_token_signed_response_alg?,
+ * pkce_required? }. The secret stays here; the config gets its SHA-256.
+ */
+function clientToml(c) {
+  return {
+    client_id: c.client_id,
+    name: c.name ?? `Service de test ${c.client_id}`,
+    client_secret_sha256: sha256hex(c.client_secret),
+    token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
+    redirect_uris: c.redirect_uris,
+    post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
+    demarches: c.demarches,
+    id_token_signed_response_alg: c.id_token_signed_response_alg ?? 'ES256',
+    pkce_required: c.pkce_required ?? true,
+  };
+}
+
+async function waitForDiscovery(issuer, child, stderrRef, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = 'no answer';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`idp-proxy serve exited early (code ${child.exitCode}, signal ${child.signalCode})\n--- stderr ---\n${stderrRef()}`);
+    }
+    try {
+      const res = await fetch(`${issuer}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) { await res.arrayBuffer(); return; }
+      lastError = `HTTP ${res.status}`;
+      await res.arrayBuffer();
+    } catch (err) {
+      lastError = err.cause?.code || err.message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`idp-proxy did not answer ${issuer}/.well-known/openid-configuration with 200 within ${timeoutMs / 1000} s (last: ${lastError})\n--- stderr ---\n${stderrRef()}`);
+}
+
+/**
+ * Starts an upstream IdP and an idp-proxy wired to each other.
+ * @returns {Promise<{proxy, upstream, stop()}>}
+ */
+export async function startWorld({ clients, importToml, upstreamAccounts, database, config } = {}) {
+  assertBinary();
+  const port = await freePort();
+  const upstream = await startUpstream({
+    port: 0,
+    quiet: !VERBOSE,
+    accounts: upstreamAccounts,
+    clients: [{
+      client_id: 'idp-proxy',
+      client_secret: 'dev-upstream-secret-change-me',
+      redirect_uris: [`http://127.0.0.1:${port}/login/callback`],
+      post_logout_redirect_uris: [`http://127.0.0.1:${port}/logout/callback`],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+    }],
+  });
+  let proxy;
+  try {
+    proxy = await startProxy({ port, clients, upstreamIssuer: upstream.issuer, importToml, database, config });
+  } catch (err) {
+    await upstream.close();
+    throw err;
+  }
+  return {
+    proxy,
+    upstream,
+    async stop() {
+      await proxy.stop();
+      await upstream.close();
+    },
+  };
+}
+
+/**
+ * Writes a config, generates keys, imports mandates and runs `idp-proxy serve`.
+ * @param {object} o
+ * @param {object[]} o.clients see clientToml
+ * @param {string} o.upstreamIssuer
+ * @param {string|object} [o.importToml] import file: TOML text, or an object for toToml
+ * @param {string} [o.database] database URL (default: SQLite file in the temp dir, or a fresh
+ *   PostgreSQL database when E2E_DATABASE_URL is set)
+ * @param {number} [o.port] (default: a free port)
+ * @param {object} [o.config] extra/overriding tables, e.g. { tokens: { code_ttl_secs: 5 } }
+ */
+export async function startProxy({ clients, upstreamIssuer, importToml, database, port, config = {} }) {
+  assertBinary();
+  port ??= await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'idp-proxy-e2e-'));
+  const issuer = `http://127.0.0.1:${port}`;
+  const configPath = join(dir, 'idp-proxy.toml');
+
+  let pg;
+  if (!database && process.env.E2E_DATABASE_URL) {
+    pg = await createPgDatabase(process.env.E2E_DATABASE_URL);
+    database = pg.url;
+  }
+  database ??= 'sqlite://idp-proxy.sqlite';
+
+  const cfg = {
+    server: { listen: `127.0.0.1:${port}`, issuer },
+    database: { url: database },
+    keys: { dir: 'keys' },
+    tokens: { code_ttl_secs: 60, access_token_ttl_secs: 300, id_token_ttl_secs: 300 },
+    session: { idle_timeout_secs: 900 },
+    'upstream.aidant': {
+      issuer: upstreamIssuer,
+      client_id: 'idp-proxy',
+      client_secret: 'dev-upstream-secret-change-me',
+      scopes: ['openid', 'email', 'profile'],
+    },
+  };
+  for (const [k, v] of Object.entries(config)) {
+    cfg[k] = v && typeof v === 'object' && !Array.isArray(v) ? { ...cfg[k], ...v } : v;
+  }
+  cfg.clients = clients.map(clientToml);
+  writeFileSync(configPath, toToml(cfg));
+
+  const cleanup = async () => {
+    if (pg) await pg.drop();
+    if (!KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+  };
+
+  const cliResult = (args, opts) => run(['--config', configPath, ...args], { cwd: dir, ...opts });
+  const cli = async (args, opts) => {
+    const r = await cliResult(args, opts);
+    if (r.spawnError) throw new Error(`cannot run ${BIN}: ${r.spawnError.message}`);
+    if (r.code !== 0) {
+      throw new Error(`idp-proxy ${args.join(' ')} exited with ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stderr ---\n${r.stderr}\n--- stdout ---\n${r.stdout}`);
+    }
+    return r.stdout;
+  };
+
+  let summary = null;
+  try {
+    await cli(['keys', 'generate']);
+    if (importToml) {
+      const importPath = join(dir, 'data.toml');
+      writeFileSync(importPath, typeof importToml === 'string' ? importToml : toToml(importToml));
+      const out = await cli(['mandates', 'import', importPath]);
+      try {
+        summary = JSON.parse(out);
+      } catch {
+        throw new Error(`idp-proxy mandates import: stdout is not the JSON summary:\n${out}`);
+      }
+    }
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  let stdout = '';
+  let stderr = '';
+  const child = spawn(BIN, ['--config', configPath, 'serve'], { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; if (VERBOSE) process.stderr.write(`[idp-proxy] ${d}`); });
+  child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; if (VERBOSE) process.stderr.write(`[idp-proxy] ${d}`); });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const spawnFailed = new Promise((resolve) => child.once('error', (e) => { stderr += `\nspawn error: ${e.message}`; resolve(); }));
+
+  // Never leave a server behind, even if the test process dies without running `after`.
+  const killOnExit = () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); };
+  process.once('exit', killOnExit);
+
+  const stop = async () => {
+    process.off('exit', killOnExit);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await Promise.race([exited, spawnFailed]);
+      clearTimeout(t);
+    }
+    if (KEEP_TMP) writeFileSync(join(dir, 'serve.log'), `--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`);
+    await cleanup();
+  };
+
+  try {
+    await waitForDiscovery(issuer, child, () => stderr);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  return {
+    issuer,
+    port,
+    dir,
+    configPath,
+    summary,
+    cli,
+    cliResult,
+    stop,
+    logs: () => ({ stdout, stderr }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP: one connection per request (Connection: close), so that a server that answers 413
+// before reading a huge body, then closes, cannot break the next request on a reused socket.
+
+/**
+ * @returns {Promise<{status:number, headers:Headers, location:string|null, body:string, contentType:string}>}
+ */
+export function rawRequest(href, { method = 'GET', headers = {}, body, timeout = 15_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const url = new URL(href);
+    const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
+    const h = { connection: 'close', ...headers };
+    if (payload) h['content-length'] = String(payload.length);
+    let responded = false;
+    const req = httpRequest({
+      host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method, headers: h, agent: false, timeout,
+    }, (res) => {
+      responded = true;
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const hs = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) {
+          for (const one of Array.isArray(v) ? v : [v]) hs.append(k, one);
+        }
+        resolve({
+          status: res.statusCode,
+          headers: hs,
+          location: hs.get('location'),
+          body: Buffer.concat(chunks).toString('utf8'),
+          contentType: hs.get('content-type') || '',
+        });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${href.slice(0, 120)}: no answer within ${timeout} ms`)));
+    req.on('error', (err) => {
+      // EPIPE/ECONNRESET while still sending a huge body, after the answer came: ignore.
+      if (!responded) reject(new Error(`${method} ${href.slice(0, 120)}: ${err.code || err.message} (connection closed without an HTTP answer)`));
+    });
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A browser: fetch with redirect "manual", a cookie jar per host:port
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function defaultCookiePath(url) {
+  const p = url.pathname;
+  if (!p.startsWith('/') || p.lastIndexOf('/') === 0) return '/';
+  return p.slice(0, p.lastIndexOf('/'));
+}
+
+function pathMatches(requestPath, cookiePath) {
+  if (requestPath === cookiePath) return true;
+  if (!requestPath.startsWith(cookiePath)) return false;
+  return cookiePath.endsWith('/') || requestPath[cookiePath.length] === '/';
+}
+
+export function parseSetCookie(header, url) {
+  const [pair, ...attrs] = header.split(';');
+  const eq = pair.indexOf('=');
+  if (eq < 1) return null;
+  const cookie = {
+    name: pair.slice(0, eq).trim(),
+    value: pair.slice(eq + 1).trim(),
+    path: defaultCookiePath(url),
+    expires: null,
+    secure: false,
+    httpOnly: false,
+    sameSite: null,
+    domain: null,
+  };
+  for (const attr of attrs) {
+    const i = attr.indexOf('=');
+    const key = (i < 0 ? attr : attr.slice(0, i)).trim().toLowerCase();
+    const val = i < 0 ? '' : attr.slice(i + 1).trim();
+    if (key === 'path' && val.startsWith('/')) cookie.path = val;
+    else if (key === 'max-age' && /^-?\d+$/.test(val)) cookie.expires = Date.now() + Number(val) * 1000;
+    else if (key === 'expires' && cookie.expires === null) {
+      const t = Date.parse(val);
+      if (!Number.isNaN(t)) cookie.expires = t;
+    } else if (key === 'secure') cookie.secure = true;
+    else if (key === 'httponly') cookie.httpOnly = true;
+    else if (key === 'samesite') cookie.sameSite = val.toLowerCase();
+    else if (key === 'domain') cookie.domain = val.replace(/^\./, '').toLowerCase();
+  }
+  return cookie;
+}
+
+/**
+ * Cookies are kept per host:port (the proxy and the upstream IdP are different sites in
+ * production; on 127.0.0.1 they differ only by port). `Secure` cookies — `__Host-` ones
+ * included — are sent over http to 127.0.0.1 like a browser treats loopback as trustworthy.
+ * SameSite is recorded but not enforced: every 127.0.0.1 port is the same site.
+ */
+export class Browser {
+  constructor() {
+    this.jar = new Map(); // host:port -> Map(name+path -> cookie)
+    this.history = [];
+  }
+
+  cookies(origin) {
+    const host = new URL(origin).host;
+    const now = Date.now();
+    return [...(this.jar.get(host)?.values() || [])].filter((c) => c.expires === null || c.expires > now);
+  }
+
+  store(url, res) {
+    const list = typeof res.headers.getSetCookie === 'function' ? res.headers.getSetCookie() : [];
+    for (const header of list) {
+      const c = parseSetCookie(header, url);
+      if (!c) continue;
+      if (c.name.startsWith('__Host-') && (c.path !== '/' || c.domain || !c.secure)) {
+        // A browser would reject it: so do we, so that the proxy's mistakes show up in tests.
+        continue;
+      }
+      if (c.name.startsWith('__Secure-') && !c.secure) continue;
+      if (!this.jar.has(url.host)) this.jar.set(url.host, new Map());
+      const bucket = this.jar.get(url.host);
+      const key = `${c.name};${c.path}`;
+      if (c.expires !== null && c.expires <= Date.now()) bucket.delete(key);
+      else bucket.set(key, c);
+    }
+  }
+
+  cookieHeader(url) {
+    const now = Date.now();
+    const list = [...(this.jar.get(url.host)?.values() || [])]
+      .filter((c) => (c.expires === null || c.expires > now) && pathMatches(url.pathname, c.path))
+      .sort((a, b) => b.path.length - a.path.length);
+    return list.map((c) => `${c.name}=${c.value}`).join('; ');
+  }
+
+  /**
+   * One request, no redirect followed. `form` (object or URLSearchParams) is sent as
+   * application/x-www-form-urlencoded.
+   */
+  async request(href, { method = 'GET', form, headers = {}, body } = {}) {
+    const url = new URL(href);
+    const h = { 'user-agent': 'idp-proxy-e2e', accept: 'text/html,application/json;q=0.9,*/*;q=0.8', ...headers };
+    const cookie = this.cookieHeader(url);
+    if (cookie) h.cookie = cookie;
+    if (form) {
+      body = form instanceof URLSearchParams ? form.toString() : new URLSearchParams(form).toString();
+      h['content-type'] = 'application/x-www-form-urlencoded';
+    }
+    const res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    this.store(url, res);
+    const text = await res.text();
+    const location = res.headers.get('location');
+    const step = {
+      method,
+      url: url.toString(),
+      status: res.status,
+      headers: res.headers,
+      location: location ? new URL(location, url).toString() : null,
+      contentType: res.headers.get('content-type') || '',
+      body: text,
+    };
+    this.history.push(step);
+    return step;
+  }
+
+  /**
+   * Requests `href` then follows redirects (303/302/301 → GET; 307/308 keep the method) until a
+   * non-redirect answer, or until a Location matches `stopAt(url)` (not fetched: it is the
+   * service provider's redirect_uri, which need not listen).
+   * @returns {{steps, final, stoppedAt: URL|null}}
+   */
+  async navigate(href, { method = 'GET', form, stopAt = () => false, maxRedirects = 20 } = {}) {
+    const steps = [];
+    let step = await this.request(href, { method, form });
+    steps.push(step);
+    for (let i = 0; REDIRECTS.has(step.status) && step.location; i++) {
+      const next = new URL(step.location);
+      if (stopAt(next)) return { steps, final: step, stoppedAt: next };
+      if (i >= maxRedirects) throw new Error(`too many redirects: ${steps.map((s) => `${s.status} ${s.url}`).join(' → ')}`);
+      const keep = step.status === 307 || step.status === 308;
+      step = await this.request(next.toString(), keep ? { method: step.method, form } : {});
+      steps.push(step);
+    }
+    return { steps, final: step, stoppedAt: null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML forms, parsed with regexes (the pages are simple and ours)
+
+export function decodeEntities(s) {
+  return String(s)
+    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
+    .replace(/&(quot|apos|lt|gt|nbsp|amp);/g, (_, n) => ({ quot: '"', apos: "'", lt: '<', gt: '>', nbsp: '\u00a0', amp: '&' }[n]));
+}
+
+export function textOf(html) {
+  return decodeEntities(String(html).replace(/<script[\s\S]*?<\/script>/gi, ' ').replace(/<style[\s\S]*?<\/style>/gi, ' ').replace(/<[^>]*>/g, ' '))
+    .replace(/\s+/g, ' ').trim();
+}
+
+export function parseAttributes(tag) {
+  const attrs = {};
+  const re = /([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
+  const inner = tag.replace(/^<\s*[\w-]+/, '').replace(/\/?>$/, '');
+  let m;
+  while ((m = re.exec(inner))) {
+    const name = m[1].toLowerCase();
+    if (name in attrs) continue; // first one wins, as in HTML
+    attrs[name] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
+  }
+  return attrs;
+}
+
+/**
+ * @returns {{action:string, method:string, attrs:object, html:string,
+ *   inputs:{type:string,name:string,value:string,checked:boolean,required:boolean,id?:string,label:string}[],
+ *   buttons:{name?:string,value?:string,type:string,text:string}[]}[]}
+ */
+export function parseForms(html, baseUrl) {
+  const forms = [];
+  const labelsFor = new Map();
+  for (const m of html.matchAll(/<label\b([^>]*)>([\s\S]*?)<\/label>/gi)) {
+    const a = parseAttributes(`<label ${m[1]}>`);
+    if (a.for) labelsFor.set(a.for, textOf(m[2]));
+  }
+  for (const m of html.matchAll(/<form\b[^>]*>[\s\S]*?<\/form>/gi)) {
+    const formHtml = m[0];
+    const attrs = parseAttributes(formHtml.match(/^<form\b[^>]*>/i)[0]);
+    const inputs = [];
+    // Inputs wrapped in a <label>: the label's text names them.
+    const wrapped = new Map();
+    for (const l of formHtml.matchAll(/<label\b[^>]*>([\s\S]*?)<\/label>/gi)) {
+      for (const i of l[1].matchAll(/<input\b[^>]*>/gi)) wrapped.set(i[0], textOf(l[1]));
+    }
+    for (const i of formHtml.matchAll(/<input\b[^>]*>/gi)) {
+      const a = parseAttributes(i[0]);
+      inputs.push({
+        type: (a.type || 'text').toLowerCase(),
+        name: a.name,
+        value: a.value ?? (a.type === 'checkbox' || a.type === 'radio' ? 'on' : ''),
+        checked: 'checked' in a,
+        required: 'required' in a,
+        disabled: 'disabled' in a,
+        id: a.id,
+        label: (a.id && labelsFor.get(a.id)) || wrapped.get(i[0]) || '',
+        attrs: a,
+      });
+    }
+    const buttons = [];
+    for (const b of formHtml.matchAll(/<button\b([^>]*)>([\s\S]*?)<\/button>/gi)) {
+      const a = parseAttributes(`<button ${b[1]}>`);
+      buttons.push({ name: a.name, value: a.value, type: (a.type || 'submit').toLowerCase(), text: textOf(b[2]), attrs: a });
+    }
+    for (const s of formHtml.matchAll(/<select\b([^>]*)>([\s\S]*?)<\/select>/gi)) {
+      const a = parseAttributes(`<select ${s[1]}>`);
+      const options = [...s[2].matchAll(/<option\b([^>]*)>([\s\S]*?)<\/option>/gi)].map((o) => {
+        const oa = parseAttributes(`<option ${o[1]}>`);
+        return { value: oa.value ?? textOf(o[2]), selected: 'selected' in oa, text: textOf(o[2]) };
+      });
+      inputs.push({ type: 'select', name: a.name, value: (options.find((o) => o.selected) || options[0])?.value ?? '', options, checked: false, required: 'required' in a, id: a.id, label: (a.id && labelsFor.get(a.id)) || '', attrs: a });
+    }
+    const action = attrs.action ? new URL(attrs.action, baseUrl).toString() : String(baseUrl);
+    forms.push({ action, method: (attrs.method || 'get').toLowerCase(), attrs, html: formHtml, inputs, buttons });
+  }
+  return forms;
+}
+
+/** The fields a browser would submit: hidden/text inputs, checked boxes; not buttons. */
+export function formFields(form) {
+  const fields = new URLSearchParams();
+  for (const i of form.inputs) {
+    if (!i.name || i.disabled) continue;
+    if (i.type === 'radio' || i.type === 'checkbox') { if (i.checked) fields.append(i.name, i.value); continue; }
+    if (['submit', 'button', 'image', 'reset', 'file'].includes(i.type)) continue;
+    fields.append(i.name, i.value);
+  }
+  return fields;
+}
+
+/**
+ * The interaction page of idp-proxy: the form with a hidden `csrf`, its `choice` radios
+ * ("{mandate_id}:{demarche}") with their labels, and the `certify` checkbox.
+ */
+export function parseInteractionPage(html, pageUrl) {
+  const forms = parseForms(html, pageUrl);
+  const form = forms.find((f) => f.method === 'post' && f.inputs.some((i) => i.name === 'csrf'))
+    || forms.find((f) => f.method === 'post') || null;
+  const options = (form?.inputs || [])
+    .filter((i) => i.type === 'radio' && i.name === 'choice')
+    .map((i) => {
+      const sep = i.value.lastIndexOf(':');
+      return { value: i.value, mandateId: i.value.slice(0, sep), demarche: i.value.slice(sep + 1), label: i.label, checked: i.checked };
+    });
+  return {
+    form,
+    csrf: form?.inputs.find((i) => i.name === 'csrf')?.value ?? null,
+    certify: form?.inputs.find((i) => i.name === 'certify') ?? null,
+    options,
+    text: textOf(html),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service provider and the whole démarche
+
+/**
+ * An openid-client Client for `clientConfig` (as given to startProxy), from fresh discovery.
+ */
+export async function makeSp(proxy, clientConfig, { redirectUri } = {}) {
+  const issuer = await Issuer.discover(proxy.issuer);
+  const client = new issuer.Client({
+    client_id: clientConfig.client_id,
+    client_secret: clientConfig.client_secret,
+    redirect_uris: clientConfig.redirect_uris,
+    post_logout_redirect_uris: clientConfig.post_logout_redirect_uris,
+    response_types: ['code'],
+    token_endpoint_auth_method: clientConfig.token_endpoint_auth_method ?? 'client_secret_basic',
+    id_token_signed_response_alg: clientConfig.id_token_signed_response_alg ?? 'ES256',
+  });
+  client[custom.clock_tolerance] = 5;
+  return { issuer, client, config: clientConfig, redirectUri: redirectUri ?? clientConfig.redirect_uris[0] };
+}
+
+export const FULL_SCOPE = 'openid given_name family_name birthdate gender birthplace birthcountry email preferred_username';
+
+function sameEndpoint(a, b) {
+  const x = new URL(a);
+  const y = new URL(b);
+  return x.origin === y.origin && x.pathname === y.pathname;
+}
+
+/**
+ * Runs a démarche through the browser. Never throws for protocol outcomes: every step is in the
+ * result so tests can assert on failures.
+ *
+ * @param {object} o
+ * @param {object} o.proxy startProxy's result
+ * @param {object} o.upstream startUpstream's result
+ * @param {object} o.sp makeSp's result
+ * @param {string} [o.aidant='abdel'] subject to log in with at the upstream IdP
+ * @param {(options, page) => (object|string|null)} [o.choose] picks an option of the interaction
+ *   page (or returns any "{mandate_id}:{demarche}" string, forged or not); null: stop on the page
+ * @param {object} [o.claims] OIDC claims request (object)
+ * @param {string} [o.scope]
+ * @param {object} [o.authParams] extra authorization parameters
+ * @param {boolean} [o.certify=true] tick the certification box
+ * @param {(fields: URLSearchParams) => void} [o.editForm] changes the POSTed fields (forgeries)
+ * @param {boolean} [o.exchange=true] false: stop at the SP callback, no token request
+ * @param {(result) => Promise<void>} [o.beforeToken] runs between the callback and the token request
+ * @param {Browser} [o.browser] reuse a browser (its sessions)
+ */
+export async function runDemarche({
+  proxy, upstream, sp, aidant = 'abdel', choose = (options) => options[0], claims, scope = FULL_SCOPE,
+  authParams = {}, certify = true, editForm, exchange = true, beforeToken, browser = new Browser(),
+}) {
+  const checks = {
+    state: generators.state(),
+    nonce: generators.nonce(),
+    code_verifier: generators.codeVerifier(),
+  };
+  const authorizationUrl = sp.client.authorizationUrl({
+    scope,
+    state: checks.state,
+    nonce: checks.nonce,
+    code_challenge: generators.codeChallenge(checks.code_verifier),
+    code_challenge_method: 'S256',
+    redirect_uri: sp.redirectUri,
+    ...(claims ? { claims: typeof claims === 'string' ? claims : JSON.stringify(claims) } : {}),
+    ...authParams,
+  });
+
+  const result = {
+    proxy,
+    browser,
+    checks,
+    authorizationUrl,
+    steps: [],
+    upstreamLogin: null, // { page, response }
+    interaction: null, // { url, status, html, page }
+    posted: null, // URLSearchParams sent to the interaction
+    postResponse: null, // first answer to the interaction POST
+    final: null, // the last non-redirect answer, when the flow did not reach the SP
+    callbackUrl: null, // URL the browser was sent to at the SP
+    callbackParams: null, // its query parameters (object)
+    code: null,
+    error: null, // { error, error_description, state, iss } when the SP got an error
+    tokenSet: null,
+    claims: null,
+    idTokenHeader: null,
+    tokenError: null,
+    userinfo: null,
+    userinfoError: null,
+  };
+  const stopAt = (u) => sameEndpoint(u, sp.redirectUri);
+  const upstreamOrigin = new URL(upstream.issuer).origin;
+  const proxyOrigin = new URL(proxy.issuer).origin;
+
+  let nav = await browser.navigate(authorizationUrl, { stopAt });
+  result.steps.push(...nav.steps);
+  let posted = false;
+  for (let guard = 0; guard < 6 && !nav.stoppedAt; guard++) {
+    const here = new URL(nav.final.url);
+    const html = nav.final.body;
+    if (nav.final.status === 200 && here.origin === upstreamOrigin && here.pathname.startsWith('/interaction/')) {
+      const forms = parseForms(html, here);
+      const login = forms.find((f) => f.buttons.some((b) => b.name === 'sub')) || forms.find((f) => f.method === 'post');
+      if (!login) throw new Error(`upstream login page without a form:\n${html}`);
+      result.upstreamLogin = { url: here.toString(), forms };
+      nav = await browser.navigate(login.action, { method: 'POST', form: { sub: aidant }, stopAt });
+      result.steps.push(...nav.steps);
+      continue;
+    }
+    if (here.origin === proxyOrigin && here.pathname.startsWith('/interaction/') && !posted) {
+      const page = parseInteractionPage(html, here);
+      result.interaction = { url: here.toString(), status: nav.final.status, html, page };
+      if (nav.final.status !== 200 || !page.form || !choose) break;
+      const picked = choose(page.options, page);
+      if (picked === null || picked === undefined) break;
+      const fields = formFields(page.form);
+      fields.delete('choice');
+      fields.delete('certify');
+      fields.set('choice', typeof picked === 'string' ? picked : picked.value);
+      if (certify) fields.set('certify', page.certify?.value || 'yes');
+      const submit = page.form.buttons.find((b) => b.type === 'submit' && b.name);
+      if (submit) fields.set(submit.name, submit.value ?? '');
+      if (editForm) editForm(fields);
+      result.posted = fields;
+      posted = true;
+      nav = await browser.navigate(page.form.action, { method: 'POST', form: fields, stopAt });
+      result.postResponse = nav.steps[0];
+      result.steps.push(...nav.steps);
+      continue;
+    }
+    break;
+  }
+
+  if (!nav.stoppedAt) {
+    result.final = nav.final;
+    return result;
+  }
+  result.callbackUrl = nav.stoppedAt.toString();
+  result.callbackParams = Object.fromEntries(nav.stoppedAt.searchParams);
+  if (result.callbackParams.error || !result.callbackParams.code) {
+    result.error = result.callbackParams;
+    return result;
+  }
+  result.code = result.callbackParams.code;
+  if (!exchange) return result;
+  if (beforeToken) await beforeToken(result);
+
+  try {
+    result.tokenSet = await sp.client.callback(sp.redirectUri, result.callbackParams, { ...checks, response_type: 'code' });
+    result.claims = result.tokenSet.claims();
+    result.idTokenHeader = jose.decodeProtectedHeader(result.tokenSet.id_token);
+  } catch (err) {
+    result.tokenError = err;
+    return result;
+  }
+  try {
+    result.userinfo = await sp.client.userinfo(result.tokenSet);
+  } catch (err) {
+    result.userinfoError = err;
+  }
+  return result;
+}
+
+/** Every URL the browser was redirected to or loaded during the run. */
+export function visitedUrls(result) {
+  return result.steps.flatMap((s) => [s.url, s.location].filter(Boolean));
+}
+
+/** A short trace for assertion messages. */
+export function trace(result) {
+  const lines = result.steps.map((s) => `${s.method} ${s.url} → ${s.status}${s.location ? ` → ${s.location}` : ''}`);
+  if (result.final) lines.push(`final page (${result.final.status}): ${textOf(result.final.body).slice(0, 400)}`);
+  if (result.tokenError) lines.push(`token error: ${result.tokenError.error || ''} ${result.tokenError.message}`);
+  const stderr = result.proxy?.logs?.().stderr;
+  if (stderr) lines.push(`--- idp-proxy stderr (last lines) ---\n${stderr.trimEnd().split('\n').slice(-15).join('\n')}`);
+  return lines.join('\n');
+}
