@@ -50,7 +50,7 @@ impl Shard {
 
     fn insert(&mut self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
         self.writes = self.writes.wrapping_add(1);
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.map.retain(|_, (exp, _)| *exp > now);
         }
         self.map.insert(key.to_string(), (now + ttl, value));

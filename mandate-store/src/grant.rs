@@ -1,0 +1,242 @@
+//! The decision at the heart of the proxy: may this aidant, for this organisation, act for
+//! this usager on this démarche now? One indexed query gathers everything the answer needs
+//! (mandate, usager, organisation, aidant, membership); `record_use` makes the same check and
+//! the journal append one transaction, so no token is ever minted without its entry.
+
+use diesel::prelude::*;
+
+use crate::aidant::Aidant;
+use crate::db::{write_transaction, AnyConnection};
+use crate::demarche::Demarche;
+use crate::error::StoreError;
+use crate::identity::{Identity, Sealer};
+use crate::journal::{self, JournalAction, NewJournalEntry};
+use crate::mandate::{Mandate, MandateRow};
+use crate::organisation::Organisation;
+use crate::schema::{aidants, mandates, memberships, organisations, usagers};
+use crate::store::{Store, Timestamp};
+use crate::usager::UsagerRow;
+
+/// The aidant's choice on the interaction page.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Use {
+    pub mandate_id: String,
+    pub aidant_id: String,
+    pub organisation_id: String,
+    pub demarche: Demarche,
+    pub client_id: String,
+}
+
+/// What a token may say: the usager acted for, by whom, on which démarche, until when.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    pub mandate_id: String,
+    pub demarche: Demarche,
+    pub mandate_expires_at: Timestamp,
+    pub usager_id: String,
+    pub identity: Identity,
+    pub aidant: Aidant,
+    pub organisation: Organisation,
+}
+
+/// Why the answer is no.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    #[error("the mandate does not exist")]
+    UnknownMandate,
+    #[error("the mandate has been revoked")]
+    Revoked,
+    #[error("the mandate has expired")]
+    Expired,
+    #[error("the mandate does not cover this démarche")]
+    DemarcheNotCovered,
+    #[error("the mandate belongs to another organisation")]
+    OtherOrganisation,
+    #[error("the aidant is not active")]
+    AidantInactive,
+    #[error("the aidant is not a member of the organisation")]
+    AidantNotMember,
+    #[error("the organisation is not active")]
+    OrganisationInactive,
+}
+
+impl Refusal {
+    /// Stable snake_case code, for logs, metrics and error descriptions.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownMandate => "unknown_mandate",
+            Refusal::Revoked => "revoked",
+            Refusal::Expired => "expired",
+            Refusal::DemarcheNotCovered => "demarche_not_covered",
+            Refusal::OtherOrganisation => "other_organisation",
+            Refusal::AidantInactive => "aidant_inactive",
+            Refusal::AidantNotMember => "aidant_not_member",
+            Refusal::OrganisationInactive => "organisation_inactive",
+        }
+    }
+}
+
+/// A refusal (the rules said no) or a store failure (no answer: fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum UseError {
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Refusal> for UseError {
+    fn from(r: Refusal) -> Self {
+        UseError::Refused(r)
+    }
+}
+
+impl From<diesel::result::Error> for UseError {
+    fn from(e: diesel::result::Error) -> Self {
+        UseError::Store(StoreError::Database(e))
+    }
+}
+
+type CheckRow = (
+    MandateRow,
+    UsagerRow,
+    Organisation,
+    Option<Aidant>,
+    Option<String>,
+);
+
+/// The check, as one query: the mandate by primary key, its usager and organisation by
+/// primary key, the acting aidant by primary key and their membership of the mandate's
+/// organisation by primary key. Refusals are ordered so that nothing about another
+/// organisation's mandate is revealed beyond "not yours".
+fn check(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    mandate_id: &str,
+    aidant_id: &str,
+    organisation_id: &str,
+    demarche: Demarche,
+    now: Timestamp,
+) -> Result<Grant, UseError> {
+    // Owned: diesel requires 'static binds inside a join's ON clause.
+    let acting = aidant_id.to_owned();
+    let row: Option<CheckRow> = mandates::table
+        .inner_join(usagers::table)
+        .inner_join(organisations::table)
+        .left_join(aidants::table.on(aidants::id.eq(acting.clone())))
+        .left_join(
+            memberships::table.on(memberships::aidant_id
+                .eq(acting)
+                .and(memberships::organisation_id.eq(mandates::organisation_id))),
+        )
+        .filter(mandates::id.eq(mandate_id))
+        .select((
+            MandateRow::as_select(),
+            UsagerRow::as_select(),
+            Organisation::as_select(),
+            Option::<Aidant>::as_select(),
+            memberships::aidant_id.nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((mandate_row, usager_row, organisation, aidant, membership)) = row else {
+        return Err(Refusal::UnknownMandate.into());
+    };
+    let mandate = Mandate::try_from(mandate_row)?;
+
+    if mandate.organisation_id != organisation_id {
+        return Err(Refusal::OtherOrganisation.into());
+    }
+    let Some(aidant) = aidant else {
+        return Err(Refusal::AidantNotMember.into());
+    };
+    if !aidant.active {
+        return Err(Refusal::AidantInactive.into());
+    }
+    if membership.is_none() {
+        return Err(Refusal::AidantNotMember.into());
+    }
+    if !organisation.active {
+        return Err(Refusal::OrganisationInactive.into());
+    }
+    if mandate.revoked_at.is_some() {
+        return Err(Refusal::Revoked.into());
+    }
+    if !mandate.is_active(now) {
+        return Err(Refusal::Expired.into());
+    }
+    if !mandate.covers(demarche, now) {
+        return Err(Refusal::DemarcheNotCovered.into());
+    }
+
+    let usager = usager_row.open(sealer)?;
+    Ok(Grant {
+        mandate_id: mandate.id,
+        demarche,
+        mandate_expires_at: mandate.expires_at,
+        usager_id: usager.id,
+        identity: usager.identity,
+        aidant,
+        organisation,
+    })
+}
+
+impl Store {
+    /// The aidant's choice: checks the mandate and journals `mandate_used` in one
+    /// transaction. The journal entry is committed when this returns `Ok`; on a refusal
+    /// nothing is written.
+    pub fn record_use(&self, u: &Use, now: Timestamp) -> Result<Grant, UseError> {
+        let sealer = self.sealer();
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |conn| {
+            let grant = check(
+                conn,
+                sealer,
+                &u.mandate_id,
+                &u.aidant_id,
+                &u.organisation_id,
+                u.demarche,
+                now,
+            )?;
+            journal::append(
+                conn,
+                &NewJournalEntry {
+                    action: JournalAction::MandateUsed.into(),
+                    aidant_id: Some(grant.aidant.id.clone()),
+                    organisation_id: Some(grant.organisation.id.clone()),
+                    usager_id: Some(grant.usager_id.clone()),
+                    mandate_id: Some(grant.mandate_id.clone()),
+                    client_id: Some(u.client_id.clone()),
+                    demarche: Some(grant.demarche),
+                    detail: None,
+                },
+                now,
+            )?;
+            Ok(grant)
+        })
+    }
+
+    /// The same check for the token and userinfo endpoints: one query, no write.
+    pub fn check_grant(
+        &self,
+        mandate_id: &str,
+        aidant_id: &str,
+        organisation_id: &str,
+        demarche: Demarche,
+        now: Timestamp,
+    ) -> Result<Grant, UseError> {
+        let mut conn = self.conn()?;
+        check(
+            &mut conn,
+            self.sealer(),
+            mandate_id,
+            aidant_id,
+            organisation_id,
+            demarche,
+            now,
+        )
+    }
+}

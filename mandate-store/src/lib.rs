@@ -1,0 +1,34 @@
+//! Durable data of idp-proxy: organisations, aidants, usagers (identity sealed at rest),
+//! mandates and the hash-chained journal, on SQLite or PostgreSQL with one migration set
+//! chosen by the database URL's scheme.
+//!
+//! Everything is synchronous (diesel): async callers run it on a blocking pool. The store
+//! never reads the clock; callers pass `now`.
+
+mod aidant;
+mod db;
+mod demarche;
+mod error;
+mod grant;
+mod identity;
+mod journal;
+mod mandate;
+mod organisation;
+mod schema;
+mod store;
+mod usager;
+
+pub use aidant::{Aidant, AidantLogin, NewAidant};
+pub use db::MIGRATIONS;
+pub use demarche::{Demarche, UnknownDemarche};
+pub use error::StoreError;
+pub use grant::{Grant, Refusal, Use, UseError};
+pub use identity::{DataKey, Identity, Sealer};
+pub use journal::{
+    verify_chain, ChainBreak, ChainBreakKind, JournalAction, JournalEntry, JournalFilter,
+    NewJournalEntry, GENESIS_HASH,
+};
+pub use mandate::{Actor, Mandate, NewMandate, UsableMandate};
+pub use organisation::Organisation;
+pub use store::{Store, Timestamp};
+pub use usager::Usager;

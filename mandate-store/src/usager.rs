@@ -1,0 +1,150 @@
+//! Usagers: the people aidants act for. Found again by a keyed hash of their FranceConnect
+//! subject; their identity is stored only sealed (see `identity`). No credential, no
+//! FranceConnect token, no clear name anywhere in the database.
+
+use diesel::prelude::*;
+
+use crate::db::{write_transaction, AnyConnection};
+use crate::error::StoreError;
+use crate::identity::{Identity, Sealer};
+use crate::schema::usagers;
+use crate::store::{Store, Timestamp};
+
+/// A person who can give mandates.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Usager {
+    pub id: String,
+    pub identity: Identity,
+    pub created_at: Timestamp,
+}
+
+/// The stored row: identity still sealed.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = usagers)]
+pub(crate) struct UsagerRow {
+    pub id: String,
+    pub identity_kid: String,
+    pub identity_sealed: String,
+    pub created_at: Timestamp,
+}
+
+impl UsagerRow {
+    pub(crate) fn open(self, sealer: &Sealer) -> Result<Usager, StoreError> {
+        let identity = sealer.open(&self.id, &self.identity_kid, &self.identity_sealed)?;
+        Ok(Usager {
+            id: self.id,
+            identity,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn by_subject_hash(
+    conn: &mut AnyConnection,
+    subject_hash: &str,
+) -> Result<Option<UsagerRow>, diesel::result::Error> {
+    usagers::table
+        .filter(usagers::subject_hash.eq(subject_hash))
+        .select(UsagerRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub(crate) fn by_id(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<UsagerRow>, diesel::result::Error> {
+    usagers::table
+        .find(id)
+        .select(UsagerRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+impl Store {
+    /// Records the identity FranceConnect returned. The same FranceConnect subject is always
+    /// the same usager (its identity is updated and re-sealed with the active key); a new one
+    /// gets `id` if given (imports) or a fresh UUID.
+    pub fn upsert_usager(
+        &self,
+        id: Option<&str>,
+        franceconnect_sub: &str,
+        identity: &Identity,
+        now: Timestamp,
+    ) -> Result<Usager, StoreError> {
+        if franceconnect_sub.is_empty() {
+            return Err(StoreError::Invalid(
+                "a usager needs a FranceConnect subject".to_owned(),
+            ));
+        }
+        let sealer = self.sealer();
+        let subject_hash = sealer.subject_hash(franceconnect_sub);
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |conn| {
+            if let Some(existing) = by_subject_hash(conn, &subject_hash)? {
+                let (kid, sealed) = sealer.seal(&existing.id, identity)?;
+                diesel::update(usagers::table.find(&existing.id))
+                    .set((
+                        usagers::identity_kid.eq(&kid),
+                        usagers::identity_sealed.eq(&sealed),
+                        usagers::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                return Ok(Usager {
+                    id: existing.id,
+                    identity: identity.clone(),
+                    created_at: existing.created_at,
+                });
+            }
+            let id = match id {
+                Some(given) => {
+                    if given.is_empty() {
+                        return Err(StoreError::Invalid("empty usager id".to_owned()));
+                    }
+                    if by_id(conn, given)?.is_some() {
+                        return Err(StoreError::Invalid(format!(
+                            "usager id {given} already belongs to another FranceConnect subject"
+                        )));
+                    }
+                    given.to_owned()
+                }
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            let (kid, sealed) = sealer.seal(&id, identity)?;
+            diesel::insert_into(usagers::table)
+                .values((
+                    usagers::id.eq(&id),
+                    usagers::subject_hash.eq(&subject_hash),
+                    usagers::identity_kid.eq(&kid),
+                    usagers::identity_sealed.eq(&sealed),
+                    usagers::created_at.eq(now),
+                    usagers::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(Usager {
+                id,
+                identity: identity.clone(),
+                created_at: now,
+            })
+        })
+    }
+
+    pub fn usager(&self, id: &str) -> Result<Option<Usager>, StoreError> {
+        let mut conn = self.conn()?;
+        by_id(&mut conn, id)?
+            .map(|row| row.open(self.sealer()))
+            .transpose()
+    }
+
+    /// The usager behind a FranceConnect login, if they ever gave a mandate.
+    pub fn usager_by_franceconnect_sub(
+        &self,
+        franceconnect_sub: &str,
+    ) -> Result<Option<Usager>, StoreError> {
+        let subject_hash = self.sealer().subject_hash(franceconnect_sub);
+        let mut conn = self.conn()?;
+        by_subject_hash(&mut conn, &subject_hash)?
+            .map(|row| row.open(self.sealer()))
+            .transpose()
+    }
+}
