@@ -111,6 +111,7 @@ export async function startUpstream({
   clients = defaultClients(),
   accounts = DEMO_ACCOUNTS,
   quiet = false,
+  adapter, // oidc-provider storage adapter class; default: its in-memory LRU (1000 entries)
 } = {}) {
   let provider; // set once the port (hence the issuer) is known
   const server = createServer((req, res) => {
@@ -226,6 +227,7 @@ ${buttons}
 
   const byId = new Map(accounts.map((a) => [a.sub, a]));
   provider = new Provider(iss, {
+    ...(adapter ? { adapter } : {}),
     clients,
     jwks: { keys: DEV_KEYS },
     // Any subject may log in (the free text field): unknown ones only carry `sub`.

@@ -41,6 +41,14 @@ struct Args {
     /// Codes minted, then redeemed as fast as possible at the token endpoint.
     #[arg(long, default_value_t = 40000)]
     token_requests: usize,
+    /// Mint and redeem in batches of this many codes (an OP whose code store is an LRU of a
+    /// few thousand entries, like oidc-provider's in-memory adapter, needs small batches).
+    #[arg(long)]
+    token_batch: Option<usize>,
+    /// Only mint `token_requests` codes and write them to this file ("code verifier" lines)
+    /// for an external load generator (bench/token.lua with wrk).
+    #[arg(long)]
+    codes_out: Option<std::path::PathBuf>,
     /// Optional target rate (flows per second) for a latency run at a fixed load.
     #[arg(long)]
     flow_rate: Option<u64>,
@@ -319,6 +327,28 @@ async fn main() -> Result<()> {
         browsers.push(Arc::new(b));
     }
 
+    if let Some(path) = &a.codes_out {
+        let per = a.token_requests / a.concurrency;
+        let mut tasks = Vec::new();
+        for b in &browsers {
+            let (b, a, e) = (b.clone(), a.clone(), e.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lines = String::new();
+                for _ in 0..per {
+                    let c = to_code(&b, &a, &e.authorize).await?;
+                    lines.push_str(&format!("{} {}\n", c.code, c.verifier));
+                }
+                Ok::<_, anyhow::Error>(lines)
+            }));
+        }
+        let mut out = String::new();
+        for t in tasks {
+            out.push_str(&t.await??);
+        }
+        std::fs::write(path, out)?;
+        return Ok(());
+    }
+
     // 1. Full flows for a fixed time (optionally paced to a target rate).
     let deadline = Instant::now() + Duration::from_secs(a.flow_seconds);
     let started = Instant::now();
@@ -327,11 +357,13 @@ async fn main() -> Result<()> {
         .flow_rate
         .map(|r| Duration::from_secs_f64(a.concurrency as f64 / r as f64));
     let mut tasks = Vec::new();
-    for b in &browsers {
+    for (i, b) in browsers.iter().enumerate() {
         let (b, a, e, errors) = (b.clone(), a.clone(), e.clone(), errors.clone());
+        // Paced browsers start staggered, so the offered load is even, not in bursts.
+        let offset = pace.map(|p| p.mul_f64(i as f64 / a.concurrency as f64));
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let mut next = Instant::now();
+            let mut next = Instant::now() + offset.unwrap_or_default();
             while Instant::now() < deadline {
                 if let Some(p) = pace {
                     tokio::time::sleep_until(next.into()).await;
@@ -371,66 +403,76 @@ async fn main() -> Result<()> {
         started.elapsed(),
         errors.load(Ordering::Relaxed),
     );
+    if let Some(m) = peak_rss(a.pid) {
+        println!("{} | peak RSS after the flows | {m}", a.label);
+    }
     if a.flow_rate.is_some() || a.token_requests == 0 {
-        if let Some(m) = peak_rss(a.pid) {
-            println!("{} | peak RSS | {m}", a.label);
-        }
         return Ok(());
     }
 
-    // 2. Mint codes, then redeem them as fast as possible.
-    let per = a.token_requests / a.concurrency;
-    let mut tasks = Vec::new();
-    for b in &browsers {
-        let (b, a, e) = (b.clone(), a.clone(), e.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut codes = Vec::with_capacity(per);
-            for _ in 0..per {
-                if let Ok(c) = to_code(&b, &a, &e.authorize).await {
-                    codes.push(c);
-                }
-            }
-            codes
-        }));
-    }
-    let mut minted = Vec::new();
-    for t in tasks {
-        minted.push(t.await?);
-    }
-    let started = Instant::now();
+    // 2. Mint codes, then redeem them as fast as possible; only redeeming is timed.
+    let batch = a.token_batch.unwrap_or(a.token_requests).max(a.concurrency);
     let errors = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for (b, codes) in browsers.iter().zip(minted) {
-        let (b, a, e, errors) = (b.clone(), a.clone(), e.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(codes.len());
-            for c in codes {
-                let t = Instant::now();
-                match redeem(&b, &a, &e.token, &c).await {
-                    Ok(_) => lat.push(t.elapsed().as_micros() as u32),
-                    Err(err) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("first token error: {err:#}");
+    let mut lat = Vec::new();
+    let mut timed = Duration::ZERO;
+    let mut done = 0;
+    while done < a.token_requests {
+        let per = batch / a.concurrency;
+        done += per * a.concurrency;
+        let mut tasks = Vec::new();
+        for b in &browsers {
+            let (b, a, e) = (b.clone(), a.clone(), e.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut codes = Vec::with_capacity(per);
+                for _ in 0..per {
+                    if let Ok(c) = to_code(&b, &a, &e.authorize).await {
+                        codes.push(c);
+                    }
+                }
+                codes
+            }));
+        }
+        let mut minted = Vec::new();
+        for t in tasks {
+            minted.push(t.await?);
+        }
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (b, codes) in browsers.iter().zip(minted) {
+            let (b, a, e, errors) = (b.clone(), a.clone(), e.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(codes.len());
+                for c in codes {
+                    let t = Instant::now();
+                    match redeem(&b, &a, &e.token, &c).await {
+                        Ok(_) => lat.push(t.elapsed().as_micros() as u32),
+                        Err(err) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("first token error: {err:#}");
+                            }
                         }
                     }
                 }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await?);
+                lat
+            }));
+        }
+        for t in tasks {
+            lat.extend(t.await?);
+        }
+        timed += started.elapsed();
     }
     report(
         &a.label,
         "token endpoint",
         lat,
-        started.elapsed(),
+        timed,
         errors.load(Ordering::Relaxed),
     );
     if let Some(m) = peak_rss(a.pid) {
-        println!("{} | peak RSS | {m}", a.label);
+        println!(
+            "{} | peak RSS with a batch of codes outstanding | {m}",
+            a.label
+        );
     }
     Ok(())
 }

@@ -104,7 +104,9 @@ pub struct Keys {
 pub struct Tokens {
     #[serde(default = "default_code_ttl")]
     pub code_ttl_secs: u64,
-    #[serde(default = "default_token_ttl")]
+    /// Service providers call userinfo right after the token: a minute is enough, and keeps
+    /// the ephemeral store small (FranceConnect's access tokens also live 60 s).
+    #[serde(default = "default_access_token_ttl")]
     pub access_token_ttl_secs: u64,
     #[serde(default = "default_token_ttl")]
     pub id_token_ttl_secs: u64,
@@ -119,6 +121,9 @@ fn default_code_ttl() -> u64 {
 fn default_token_ttl() -> u64 {
     300
 }
+fn default_access_token_ttl() -> u64 {
+    60
+}
 fn default_acr() -> String {
     "eidas1".into()
 }
@@ -127,7 +132,7 @@ impl Default for Tokens {
     fn default() -> Self {
         Tokens {
             code_ttl_secs: default_code_ttl(),
-            access_token_ttl_secs: default_token_ttl(),
+            access_token_ttl_secs: default_access_token_ttl(),
             id_token_ttl_secs: default_token_ttl(),
             acr: default_acr(),
         }

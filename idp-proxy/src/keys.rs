@@ -54,6 +54,8 @@ pub struct KeyRing {
     signing: Vec<SigningKey>,
     data: Vec<DataKey>,
     subject_key: [u8; 32],
+    /// Derives access tokens from codes (see `access_token_for`).
+    token_key: ring::hmac::Key,
     jwks_json: String,
     rng: SystemRandom,
 }
@@ -93,7 +95,12 @@ impl KeyRing {
     /// key) and returns the files written. Existing keys are never touched.
     pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
         let rng = SystemRandom::new();
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            // Only the service's user may even list the ring.
+            fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(io(dir))?;
+        }
         let existing: Vec<String> = fs::read_dir(dir)
             .map_err(io(dir))?
             .filter_map(|e| e.ok())
@@ -215,10 +222,12 @@ impl KeyRing {
         }
         let subject_key = subject_key.ok_or_else(|| missing("no subject key"))?;
         let jwks_json = jwks(&signing).to_string();
+        let token_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &subject_key);
         Ok(KeyRing {
             signing,
             data,
             subject_key,
+            token_key,
             jwks_json,
             rng,
         })
@@ -254,6 +263,17 @@ impl KeyRing {
             key: [0; 32],
         });
         Sealer::new(active, keys, self.subject_key)
+    }
+
+    /// The access token a code is exchanged for: HMAC-SHA256 of the code under a key every
+    /// node shares (domain-separated from the subject hashes made with the same key). Any node
+    /// can thus recompute, from a replayed code, the token it produced and revoke it, without
+    /// keeping a marker per redeemed code. Unguessable without both the code and the key.
+    pub fn access_token_for(&self, code: &str) -> String {
+        let mut msg = Vec::with_capacity(code.len() + 16);
+        msg.extend_from_slice(b"access_token\0");
+        msg.extend_from_slice(code.as_bytes());
+        B64.encode(ring::hmac::sign(&self.token_key, &msg))
     }
 
     pub fn sign(&self, alg: SigningAlg, claims: &impl Serialize) -> Result<String, KeyError> {
@@ -347,16 +367,19 @@ mod tests {
 
     #[test]
     fn generated_ring_loads_signs_and_publishes_no_private_member() {
-        let dir = tempfile::tempdir().unwrap();
-        let written = KeyRing::generate(dir.path()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ring");
+        let written = KeyRing::generate(&dir).unwrap();
         assert_eq!(written.len(), 4);
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the ring directory is private");
         for f in &written {
             let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", f.display());
         }
         // A second run adds nothing.
-        assert!(KeyRing::generate(dir.path()).unwrap().is_empty());
-        let ring = KeyRing::load(dir.path()).unwrap();
+        assert!(KeyRing::generate(&dir).unwrap().is_empty());
+        let ring = KeyRing::load(&dir).unwrap();
         let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 2);

@@ -47,6 +47,7 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
     )?;
     Ok(App {
         discovery_json: provider::discovery::document(&config),
+        db_slots: tokio::sync::Semaphore::new(config.database.max_connections.max(1) as usize),
         config,
         keys,
         store,
@@ -60,6 +61,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let workers = config.server.workers;
     let app = web::Data::new(build_app(config)?);
+    // Database writes are the only blocking calls, at most one per pooled connection: a small
+    // fixed set of blocking threads per worker serves them without churn.
+    let blocking = (app.config.database.max_connections as usize).clamp(2, 16);
     tracing::info!(%listen, issuer = app.issuer(), "idp-proxy listening");
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
@@ -78,6 +82,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 web::get().to(|| async { HttpResponse::Ok().body("ok") }),
             )
     })
+    .worker_max_blocking_threads(blocking)
     .bind(listen)?;
     if let Some(w) = workers {
         server = server.workers(w);

@@ -9,6 +9,11 @@ use idp_proxy::config::Config;
 use idp_proxy::keys::{hex, KeyRing};
 use mandate_store::Actor;
 
+// Many small short-lived allocations across worker and blocking threads: mimalloc avoids the
+// arena lock contention glibc's allocator showed under load (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::AnyConnection;
 use crate::error::StoreError;
 use crate::organisation::{self, Organisation};
 use crate::schema::{aidants, memberships, organisations};
@@ -92,7 +92,7 @@ impl Store {
             ));
         }
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        self.write_transaction(&mut conn, |conn| {
             let mut organisation_ids = Vec::with_capacity(a.organisation_sirets.len());
             for siret in &a.organisation_sirets {
                 let org =

@@ -9,7 +9,7 @@ use std::fmt;
 use diesel::prelude::*;
 use ring::digest;
 
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::AnyConnection;
 use crate::demarche::Demarche;
 use crate::error::StoreError;
 use crate::identity::hex;
@@ -323,7 +323,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<JournalEntry, StoreError> {
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| append(conn, e, now))
+        self.write_transaction(&mut conn, |conn| append(conn, e, now))
     }
 
     /// Entries matching `filter`, newest first.

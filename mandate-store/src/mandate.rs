@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use crate::aidant;
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::AnyConnection;
 use crate::demarche::{self, Demarche};
 use crate::error::StoreError;
 use crate::identity::Identity;
@@ -169,7 +169,7 @@ impl Store {
         let demarches_column = demarche::to_column(&m.demarches);
 
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        self.write_transaction(&mut conn, |conn| {
             if let Some(id) = &m.id {
                 if let Some(existing) = by_id(conn, id)? {
                     return Ok(existing);
@@ -255,7 +255,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Mandate, StoreError> {
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        self.write_transaction(&mut conn, |conn| {
             let mandate = by_id(conn, id)?.ok_or_else(|| not_found("mandate", id))?;
             match &by {
                 Actor::Aidant(aidant_id) => {

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::AnyConnection;
 use crate::error::StoreError;
 use crate::schema::organisations;
 use crate::store::{Store, Timestamp};
@@ -46,7 +46,7 @@ impl Store {
             ));
         }
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        self.write_transaction(&mut conn, |conn| {
             let id = match by_siret(conn, siret)? {
                 Some(existing) => {
                     diesel::update(organisations::table.find(&existing.id))

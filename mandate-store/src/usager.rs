@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::AnyConnection;
 use crate::error::StoreError;
 use crate::identity::{Identity, Sealer};
 use crate::schema::usagers;
@@ -80,7 +80,7 @@ impl Store {
         let sealer = self.sealer();
         let subject_hash = sealer.subject_hash(franceconnect_sub);
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        self.write_transaction(&mut conn, |conn| {
             if let Some(existing) = by_subject_hash(conn, &subject_hash)? {
                 let (kid, sealed) = sealer.seal(&existing.id, identity)?;
                 diesel::update(usagers::table.find(&existing.id))

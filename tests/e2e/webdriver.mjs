@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { freePort } from './harness.mjs';
 
-const ELEMENT = 'element-6066-11e4-a52e-4f300d7f8d6d';
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 export const KEY = { TAB: '\uE004', SPACE: '\uE00D', ENTER: '\uE007' };
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';

@@ -48,7 +48,9 @@ impl Shard {
         self.map.get_mut(key)
     }
 
-    fn insert(&mut self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
+    fn insert(&mut self, key: &str, mut value: Vec<u8>, ttl: Duration, now: Instant) {
+        // Serialisers over-allocate by doubling; a value lives here for its whole TTL.
+        value.shrink_to_fit();
         self.writes = self.writes.wrapping_add(1);
         if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.map.retain(|_, (exp, _)| *exp > now);

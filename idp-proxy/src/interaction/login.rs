@@ -91,9 +91,9 @@ pub async fn callback(
         .await
         .map_err(upstream_page)?;
 
-    let store = app.store.clone();
     let (issuer, subject) = (identity.issuer.clone(), identity.subject.clone());
-    let found = web::block(move || store.find_aidant_login(&issuer, &subject))
+    let found = app
+        .read(move |store| store.find_aidant_login(&issuer, &subject))
         .await
         .map_err(|_| ErrorPage::unavailable())?
         .map_err(|e| {
@@ -123,14 +123,15 @@ pub async fn callback(
     let cookie = tokens::random();
     session::save(&app, &cookie, &session).await?;
 
-    let store = app.store.clone();
     let entry = NewJournalEntry {
         action: JournalAction::AidantLogin.into(),
         aidant_id: Some(session.aidant_id.clone()),
         organisation_id: Some(session.organisation_id.clone()),
         ..Default::default()
     };
-    let journaled = web::block(move || store.journal_append(&entry, now)).await;
+    let journaled = app
+        .write(move |store| store.journal_append(&entry, now))
+        .await;
     if !matches!(journaled, Ok(Ok(_))) {
         tracing::error!("could not journal an aidant login");
         return Err(ErrorPage::unavailable().into());

@@ -17,7 +17,9 @@ use serde::Deserialize;
 
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::{FrontError, ReturnTo};
-use crate::provider::records::{code_key, interaction_key, AidantSession, Grant, Interaction};
+use crate::provider::records::{
+    code_key, interaction_key, AidantSession, CodeGrant, Delegation, Interaction,
+};
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
 use page::{html, ErrorPage};
 
@@ -140,9 +142,9 @@ async fn render_choice(
     s: &AidantSession,
     error: Option<String>,
 ) -> Result<HttpResponse, FrontError> {
-    let store = app.store.clone();
     let (org, allowed, now) = (s.organisation_id.clone(), ix.allowed.clone(), app.now());
-    let mandates = web::block(move || store.usable_mandates(&org, &allowed, now))
+    let mandates = app
+        .read(move |store| store.usable_mandates(&org, &allowed, now))
         .await
         .map_err(store_failure)?
         .map_err(store_failure)?;
@@ -245,10 +247,10 @@ pub async fn choose(
         demarche,
         client_id: ix.client_id.clone(),
     };
-    let store = app.store.clone();
     let now = app.now();
     // Re-check and journal in one transaction; only then is the code minted.
-    let recorded = web::block(move || store.record_use(&use_, now))
+    let recorded = app
+        .write(move |store| store.record_use(&use_, now))
         .await
         .map_err(store_failure)?;
     match recorded {
@@ -267,18 +269,20 @@ pub async fn choose(
         }
     }
     let code = tokens::random();
-    let grant = Grant {
-        client_id: ix.client_id.clone(),
+    let grant = CodeGrant {
+        delegation: Delegation {
+            client_id: ix.client_id.clone(),
+            scopes: ix.scopes.clone(),
+            mandate_id,
+            aidant_id: s.aidant_id.clone(),
+            organisation_id: s.organisation_id.clone(),
+            demarche,
+            acr: ix.acr.clone(),
+            auth_time: s.auth_time,
+        },
         redirect_uri: ix.redirect_uri.clone(),
         code_challenge: ix.code_challenge.clone(),
         nonce: ix.nonce.clone(),
-        scopes: ix.scopes.clone(),
-        mandate_id,
-        aidant_id: s.aidant_id.clone(),
-        organisation_id: s.organisation_id.clone(),
-        demarche,
-        acr: ix.acr.clone(),
-        auth_time: s.auth_time,
     };
     let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
     app.ephemeral

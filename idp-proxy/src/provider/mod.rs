@@ -35,6 +35,9 @@ pub struct App {
     pub upstream: Upstream,
     pub clock: Arc<dyn Clock>,
     pub discovery_json: String,
+    /// One permit per database connection: blocking calls queue here, on the async side,
+    /// instead of each parking a thread of the blocking pool on the connection pool.
+    pub db_slots: tokio::sync::Semaphore,
 }
 
 pub type AppData = web::Data<App>;
@@ -68,6 +71,40 @@ impl App {
         let mut c = self.cookie(name, String::new());
         c.make_removal();
         c
+    }
+}
+
+/// A mandate-store call that could not run (blocking pool gone): treated as unavailable.
+#[derive(Debug, thiserror::Error)]
+#[error("mandate store call could not run")]
+pub struct Blocked;
+
+impl App {
+    /// Runs a read of the mandate store. On SQLite it runs inline: an in-process indexed read
+    /// takes microseconds, less than handing it to the blocking pool and back. On PostgreSQL it
+    /// waits on the network, so it goes to the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Blocked>
+    where
+        F: FnOnce(&Store) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.store.backend() == "sqlite" {
+            Ok(f(&self.store))
+        } else {
+            self.write(f).await
+        }
+    }
+
+    /// Runs a write (a transaction that may wait for the write lock and the disk) on the
+    /// blocking pool, never on a worker thread.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, Blocked>
+    where
+        F: FnOnce(&Store) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _slot = self.db_slots.acquire().await.map_err(|_| Blocked)?;
+        let store = self.store.clone();
+        web::block(move || f(&store)).await.map_err(|_| Blocked)
     }
 }
 

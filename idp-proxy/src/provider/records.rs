@@ -48,28 +48,37 @@ pub struct UpstreamLogin {
     pub pending: crate::upstream::PendingLogin,
 }
 
-/// What a code or an access token stands for. Codes: `code:{sha256}`; access tokens:
-/// `at:{sha256}`.
+/// What an access token stands for: who acts for whom, on which démarche, for which client.
+/// Key: `at:{sha256}`. Kept small: a node holds one per live access token.
+/// Short field names: one of these is held per live access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Grant {
+pub struct Delegation {
+    #[serde(rename = "c")]
     pub client_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: Option<String>,
-    pub nonce: Option<String>,
+    #[serde(rename = "s")]
     pub scopes: Vec<String>,
+    #[serde(rename = "m")]
     pub mandate_id: String,
+    #[serde(rename = "a")]
     pub aidant_id: String,
+    #[serde(rename = "o")]
     pub organisation_id: String,
+    #[serde(rename = "d")]
     pub demarche: Demarche,
+    #[serde(rename = "r")]
     pub acr: String,
+    #[serde(rename = "t")]
     pub auth_time: i64,
 }
 
-/// After a code is redeemed: `used:{sha256(code)}` → the access-token key it produced, so a
-/// replay can revoke it (RFC 6749 §4.1.2, RFC 9700 §4.5).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Redeemed {
-    pub access_token_key: String,
+/// An authorization code: the delegation, plus what the token request must match.
+/// Key: `code:{sha256}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub delegation: Delegation,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
 }
 
 /// A logout waiting for the upstream IdP to come back. Key: `lo:{state}`.
@@ -86,9 +95,6 @@ pub fn session_key(cookie: &str) -> String {
 }
 pub fn code_key(code: &str) -> String {
     format!("code:{}", super::tokens::sha256_b64(code))
-}
-pub fn used_key(code: &str) -> String {
-    format!("used:{}", super::tokens::sha256_b64(code))
 }
 pub fn access_token_key(token: &str) -> String {
     format!("at:{}", super::tokens::sha256_b64(token))

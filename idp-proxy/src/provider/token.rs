@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::checks::verify_pkce;
 use super::error::{Code, JsonError, OAuthError};
 use super::params::Params;
-use super::records::{access_token_key, code_key, used_key, Grant, Redeemed};
+use super::records::{access_token_key, code_key, CodeGrant, Delegation};
 use super::{claims, tokens, App, AppData};
 use crate::config::{AuthMethod, Client};
 use crate::ephemeral::EphemeralJson;
@@ -126,14 +126,19 @@ pub async fn token(
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
 
-    let Some(grant) = app.ephemeral.take_json::<Grant>(&code_key(code)).await? else {
-        if let Some(r) = app.ephemeral.take_json::<Redeemed>(&used_key(code)).await? {
-            app.ephemeral.delete(&r.access_token_key).await?;
-            tracing::warn!(client = %client.client_id, "authorization code replayed: its access token is revoked");
-        }
+    let Some(grant) = app
+        .ephemeral
+        .take_json::<CodeGrant>(&code_key(code))
+        .await?
+    else {
+        // Unknown, expired or replayed: if it was redeemed, its access token is revoked
+        // (RFC 6749 §4.1.2, RFC 9700 §4.5). Deleting a token that never existed is harmless.
+        let issued = access_token_key(&app.keys.access_token_for(code));
+        app.ephemeral.delete(&issued).await?;
         return Err(OAuthError::invalid_grant("code is invalid, expired or already used").into());
     };
-    if grant.client_id != client.client_id {
+    let delegation = &grant.delegation;
+    if delegation.client_id != client.client_id {
         return Err(OAuthError::invalid_grant("code was issued to another client").into());
     }
     if params.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
@@ -145,25 +150,19 @@ pub async fn token(
     verify_pkce(grant.code_challenge.as_deref(), params.get("code_verifier"))?;
 
     let now = app.now();
-    let checked = check_mandate(&app, &grant, now).await?;
+    let checked = check_mandate(&app, delegation, now).await?;
 
-    let access_token = tokens::random();
-    let at_key = access_token_key(&access_token);
+    let access_token = app.keys.access_token_for(code);
     let at_ttl = app.config.tokens.access_token_ttl_secs;
     app.ephemeral
-        .put_json(&at_key, &grant, Duration::from_secs(at_ttl))
-        .await?;
-    app.ephemeral
         .put_json(
-            &used_key(code),
-            &Redeemed {
-                access_token_key: at_key,
-            },
-            Duration::from_secs(at_ttl.max(app.config.tokens.code_ttl_secs)),
+            &access_token_key(&access_token),
+            delegation,
+            Duration::from_secs(at_ttl),
         )
         .await?;
     let id_token = id_token(&app, client, &grant, &checked, &access_token, now)?;
-    tracing::info!(client = %client.client_id, demarche = grant.demarche.as_str(), "tokens issued");
+    tracing::info!(client = %client.client_id, demarche = delegation.demarche.as_str(), "tokens issued");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -172,7 +171,7 @@ pub async fn token(
             "token_type": "Bearer",
             "expires_in": at_ttl,
             "id_token": id_token,
-            "scope": grant.scopes.join(" "),
+            "scope": delegation.scopes.join(" "),
         })))
 }
 
@@ -180,22 +179,22 @@ pub async fn token(
 /// démarche means no token.
 pub async fn check_mandate(
     app: &App,
-    grant: &Grant,
+    grant: &Delegation,
     now: i64,
 ) -> Result<mandate_store::Grant, OAuthError> {
-    let store = app.store.clone();
     let g = grant.clone();
-    let checked = web::block(move || {
-        store.check_grant(
-            &g.mandate_id,
-            &g.aidant_id,
-            &g.organisation_id,
-            g.demarche,
-            now,
-        )
-    })
-    .await
-    .map_err(|_| OAuthError::unavailable())?;
+    let checked = app
+        .read(move |store| {
+            store.check_grant(
+                &g.mandate_id,
+                &g.aidant_id,
+                &g.organisation_id,
+                g.demarche,
+                now,
+            )
+        })
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
     match checked {
         Ok(c) => Ok(c),
         Err(UseError::Refused(r)) => {
@@ -214,7 +213,7 @@ pub async fn check_mandate(
 fn id_token(
     app: &App,
     client: &Client,
-    grant: &Grant,
+    grant: &CodeGrant,
     checked: &mandate_store::Grant,
     access_token: &str,
     now: i64,
@@ -228,13 +227,14 @@ fn id_token(
         "exp".into(),
         Value::from(now + app.config.tokens.id_token_ttl_secs as i64),
     );
-    c.insert("auth_time".into(), Value::from(grant.auth_time));
+    let delegation = &grant.delegation;
+    c.insert("auth_time".into(), Value::from(delegation.auth_time));
     if let Some(nonce) = &grant.nonce {
         c.insert("nonce".into(), Value::from(nonce.as_str()));
     }
-    c.insert("acr".into(), Value::from(grant.acr.as_str()));
+    c.insert("acr".into(), Value::from(delegation.acr.as_str()));
     c.insert("at_hash".into(), Value::from(tokens::at_hash(access_token)));
-    claims::identity(&checked.identity, &grant.scopes, &mut c);
+    claims::identity(&checked.identity, &delegation.scopes, &mut c);
     claims::delegation(checked, &mut c);
     app.keys
         .sign(client.id_token_signed_response_alg, &c)

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
 use super::error::{Code, JsonError, OAuthError};
-use super::records::{access_token_key, Grant};
+use super::records::{access_token_key, Delegation};
 use super::token::check_mandate;
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;
@@ -34,7 +34,7 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 128)
         .ok_or_else(|| invalid_token("a Bearer access token is required"))?;
-    let grant: Grant = app
+    let grant: Delegation = app
         .ephemeral
         .get_json(&access_token_key(token))
         .await?
