@@ -193,6 +193,19 @@ pub struct UpstreamIdp {
     pub scopes: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// The ID-token claim that names the aidant in the import and provisioning files.
+    #[serde(default)]
+    pub subject_claim: SubjectClaim,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectClaim {
+    /// `sub`: stable at the upstream IdP, the default.
+    #[default]
+    Sub,
+    /// `email`, lower-cased; accepted only with `email_verified: true`.
+    Email,
 }
 
 fn default_upstream_scopes() -> Vec<String> {

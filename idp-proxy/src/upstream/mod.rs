@@ -18,7 +18,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
-use crate::config::UpstreamIdp;
+use crate::config::{SubjectClaim, UpstreamIdp};
 
 type Client = CoreClient<
     EndpointSet,
@@ -241,9 +241,16 @@ impl Upstream {
                 claims
             }
         };
+        let subject = match self.config.subject_claim {
+            SubjectClaim::Sub => claims.subject().to_string(),
+            SubjectClaim::Email => match (claims.email(), claims.email_verified()) {
+                (Some(email), Some(true)) => email.to_lowercase(),
+                _ => return Err(UpstreamError::Rejected("no verified email claim".into())),
+            },
+        };
         Ok(VerifiedIdentity {
             issuer: claims.issuer().to_string(),
-            subject: claims.subject().to_string(),
+            subject,
             auth_time: claims.auth_time().map(|t| t.timestamp()),
             acr: claims.auth_context_ref().map(|a| a.to_string()),
             id_token: id_token.to_string(),
