@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use idp_proxy::config::Config;
 use idp_proxy::keys::{hex, KeyRing};
-use mandate_store::Actor;
+use mandate_store::{Actor, NewAidant};
 
 // Many small short-lived allocations across worker and blocking threads: mimalloc avoids the
 // arena lock contention glibc's allocator showed under load (BENCHMARKS.md).
@@ -44,6 +44,12 @@ enum Command {
     #[command(subcommand)]
     Mandates(MandatesCommand),
     #[command(subcommand)]
+    Organisations(OrganisationsCommand),
+    #[command(subcommand)]
+    Aidants(AidantsCommand),
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    #[command(subcommand)]
     Config(ConfigCommand),
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -68,6 +74,54 @@ enum MandatesCommand {
 }
 
 #[derive(Subcommand)]
+enum OrganisationsCommand {
+    /// Create an organisation, or rename it.
+    Add {
+        #[arg(long)]
+        siret: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List organisations (tab-separated: siret, active, name).
+    List,
+    /// Disable an organisation: none of its aidants can use a mandate.
+    Disable { siret: String },
+    /// Enable it again.
+    Enable { siret: String },
+}
+
+#[derive(Subcommand)]
+enum AidantsCommand {
+    /// Create an aidant, or update them (memberships replaced by the --organisation list).
+    Add {
+        /// The identifier the aidants' IdP gives (see upstream.aidant.subject_claim).
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        given_name: String,
+        #[arg(long)]
+        family_name: String,
+        /// SIRET of an organisation (repeat for several).
+        #[arg(long = "organisation", required = true)]
+        organisations: Vec<String>,
+    },
+    /// List aidants (tab-separated: subject, active, name, sirets).
+    List,
+    /// Disable an aidant: they can neither log in nor use a mandate.
+    Disable { subject: String },
+    /// Enable them again.
+    Enable { subject: String },
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Check the whole hash chain; on a break, say which entry and how, and exit 1.
+    Verify,
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration and say what to fix.
     Check,
@@ -87,6 +141,22 @@ fn init_logs() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The mandate store with migrations applied, for the operator's commands.
+fn open(config: &Config) -> anyhow::Result<mandate_store::Store> {
+    let keys = KeyRing::load(&config.keys.dir)?;
+    let store = idp_proxy::open_store(config, &keys)?;
+    store.migrate()?;
+    Ok(store)
+}
+
+fn state(active: bool) -> &'static str {
+    if active {
+        "active"
+    } else {
+        "disabled"
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -115,9 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Mandates(cmd) => {
-            let keys = KeyRing::load(&config.keys.dir)?;
-            let store = idp_proxy::open_store(&config, &keys)?;
-            store.migrate()?;
+            let store = open(&config)?;
             match cmd {
                 MandatesCommand::Import { file } => {
                     let summary = idp_proxy::import::import(&store, &config, &file, now)?;
@@ -128,6 +196,83 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("mandate {} revoked", m.id);
                 }
             }
+        }
+        Command::Organisations(cmd) => {
+            let store = open(&config)?;
+            match cmd {
+                OrganisationsCommand::Add { siret, name } => {
+                    let o = store.upsert_organisation(&siret, &name, true, now)?;
+                    eprintln!("organisation {} ({}) saved", o.siret, o.name);
+                }
+                OrganisationsCommand::List => {
+                    for o in store.organisations()? {
+                        println!("{}\t{}\t{}", o.siret, state(o.active), o.name);
+                    }
+                }
+                OrganisationsCommand::Disable { siret } => {
+                    store.set_organisation_active(&siret, false, now)?;
+                    eprintln!("organisation {siret} disabled");
+                }
+                OrganisationsCommand::Enable { siret } => {
+                    store.set_organisation_active(&siret, true, now)?;
+                    eprintln!("organisation {siret} enabled");
+                }
+            }
+        }
+        Command::Aidants(cmd) => {
+            let store = open(&config)?;
+            let issuer = config.upstream.aidant.issuer.clone();
+            match cmd {
+                AidantsCommand::Add {
+                    subject,
+                    email,
+                    given_name,
+                    family_name,
+                    organisations,
+                } => {
+                    let a = store.upsert_aidant(
+                        &NewAidant {
+                            issuer,
+                            subject,
+                            email,
+                            given_name,
+                            family_name,
+                            active: true,
+                            organisation_sirets: organisations,
+                        },
+                        now,
+                    )?;
+                    eprintln!("aidant {} saved (id {})", a.subject, a.id);
+                }
+                AidantsCommand::List => {
+                    for (a, sirets) in store.aidants()? {
+                        println!(
+                            "{}\t{}\t{} {}\t{}",
+                            a.subject,
+                            state(a.active),
+                            a.given_name,
+                            a.family_name,
+                            sirets.join(",")
+                        );
+                    }
+                }
+                AidantsCommand::Disable { subject } => {
+                    store.set_aidant_active(&issuer, &subject, false, now)?;
+                    eprintln!("aidant {subject} disabled");
+                }
+                AidantsCommand::Enable { subject } => {
+                    store.set_aidant_active(&issuer, &subject, true, now)?;
+                    eprintln!("aidant {subject} enabled");
+                }
+            }
+        }
+        Command::Journal(JournalCommand::Verify) => {
+            let store = open(&config)?;
+            let report = store.verify_journal()?;
+            println!(
+                "journal intact: {} entries, last seq {}, last hash {}",
+                report.entries, report.last_seq, report.last_hash
+            );
         }
         Command::Config(ConfigCommand::Check) => {
             KeyRing::load(&config.keys.dir)?;

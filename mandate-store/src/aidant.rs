@@ -199,4 +199,57 @@ impl Store {
             organisations,
         }))
     }
+
+    /// Every aidant, by family name, with the SIRETs of their organisations.
+    pub fn aidants(&self) -> Result<Vec<(Aidant, Vec<String>)>, StoreError> {
+        let mut conn = self.conn()?;
+        let all: Vec<Aidant> = aidants::table
+            .order((
+                aidants::family_name.asc(),
+                aidants::given_name.asc(),
+                aidants::id.asc(),
+            ))
+            .select(Aidant::as_select())
+            .load(&mut conn)?;
+        let links: Vec<(String, String)> = memberships::table
+            .inner_join(organisations::table)
+            .select((memberships::aidant_id, organisations::siret))
+            .order(organisations::siret.asc())
+            .load(&mut conn)?;
+        Ok(all
+            .into_iter()
+            .map(|a| {
+                let sirets = links
+                    .iter()
+                    .filter(|(id, _)| *id == a.id)
+                    .map(|(_, siret)| siret.clone())
+                    .collect();
+                (a, sirets)
+            })
+            .collect())
+    }
+
+    /// Enables or disables an aidant, keeping their memberships: a disabled aidant can
+    /// neither log in nor use a mandate.
+    pub fn set_aidant_active(
+        &self,
+        issuer: &str,
+        subject: &str,
+        active: bool,
+        now: Timestamp,
+    ) -> Result<Aidant, StoreError> {
+        let mut conn = self.conn()?;
+        self.write_transaction(&mut conn, |conn| {
+            let mut aidant =
+                by_subject(conn, issuer, subject)?.ok_or_else(|| StoreError::NotFound {
+                    what: "aidant",
+                    key: format!("subject {subject}"),
+                })?;
+            diesel::update(aidants::table.find(&aidant.id))
+                .set((aidants::active.eq(active), aidants::updated_at.eq(now)))
+                .execute(conn)?;
+            aidant.active = active;
+            Ok(aidant)
+        })
+    }
 }

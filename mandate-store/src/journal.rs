@@ -99,6 +99,23 @@ pub struct JournalFilter {
     pub limit: Option<i64>,
 }
 
+/// What `verify_journal` checked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct JournalReport {
+    pub entries: i64,
+    pub last_seq: i64,
+    /// Keep it elsewhere (a log, a ticket): it lets a later check see a truncated tail.
+    pub last_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Break(ChainBreak),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Where and how a chain stops verifying.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("journal entry {seq}: {kind}")]
@@ -359,6 +376,45 @@ impl Store {
             .into_iter()
             .map(JournalEntry::try_from)
             .collect()
+    }
+
+    /// Verifies the whole journal from its first entry, in batches: every hash matches its
+    /// content, every entry links to the one before, no `seq` is missing, and the journal
+    /// starts at `seq` 1 from the genesis hash. Returns how far it verified; a truncated tail
+    /// can only be seen against an anchor kept elsewhere (the returned last hash).
+    pub fn verify_journal(&self) -> Result<JournalReport, VerifyError> {
+        const BATCH: i64 = 10_000;
+        let mut report = JournalReport {
+            entries: 0,
+            last_seq: 0,
+            last_hash: GENESIS_HASH.to_owned(),
+        };
+        loop {
+            // Each batch after the first starts at the previous last entry, so the link
+            // between two batches is verified like any other.
+            let from = report.last_seq.max(1);
+            let batch = self.journal_chain(from, BATCH)?;
+            if report.last_seq == 0 {
+                if let Some(first) = batch.first() {
+                    if first.seq != 1 {
+                        return Err(VerifyError::Break(ChainBreak {
+                            seq: first.seq,
+                            kind: ChainBreakKind::Gap { expected: 1 },
+                        }));
+                    }
+                }
+            }
+            verify_chain(&batch).map_err(VerifyError::Break)?;
+            let new = batch.iter().filter(|e| e.seq > report.last_seq).count() as i64;
+            if let Some(last) = batch.last() {
+                report.last_seq = last.seq;
+                report.last_hash = last.hash.clone();
+            }
+            report.entries += new;
+            if (batch.len() as i64) < BATCH {
+                return Ok(report);
+            }
+        }
     }
 
     /// Up to `limit` consecutive entries from `from_seq` on, oldest first: the input of

@@ -26,7 +26,7 @@ pub use grant::{Grant, Refusal, Use, UseError};
 pub use identity::{DataKey, Identity, Sealer};
 pub use journal::{
     verify_chain, ChainBreak, ChainBreakKind, JournalAction, JournalEntry, JournalFilter,
-    NewJournalEntry, GENESIS_HASH,
+    JournalReport, NewJournalEntry, VerifyError, GENESIS_HASH,
 };
 pub use mandate::{Actor, Mandate, NewMandate, UsableMandate};
 pub use organisation::Organisation;

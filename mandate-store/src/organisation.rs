@@ -95,4 +95,29 @@ impl Store {
             .first(&mut conn)
             .optional()?)
     }
+
+    /// Every organisation, by name.
+    pub fn organisations(&self) -> Result<Vec<Organisation>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(organisations::table
+            .order((organisations::name.asc(), organisations::siret.asc()))
+            .select(Organisation::as_select())
+            .load(&mut conn)?)
+    }
+
+    /// Enables or disables an organisation: a disabled one can use nothing.
+    pub fn set_organisation_active(
+        &self,
+        siret: &str,
+        active: bool,
+        now: Timestamp,
+    ) -> Result<Organisation, StoreError> {
+        let existing = self
+            .organisation_by_siret(siret)?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "organisation",
+                key: format!("siret {siret}"),
+            })?;
+        self.upsert_organisation(siret, &existing.name, active, now)
+    }
 }

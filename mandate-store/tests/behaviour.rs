@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use mandate_store::{
-    verify_chain, Actor, ChainBreakKind, Demarche, JournalAction, JournalFilter, NewJournalEntry,
-    Refusal, StoreError, Use, UseError,
+    verify_chain, Actor, ChainBreak, ChainBreakKind, Demarche, JournalAction, JournalFilter,
+    NewJournalEntry, Refusal, StoreError, Use, UseError, VerifyError,
 };
 
 behaviours! {
@@ -40,6 +40,13 @@ behaviours! {
     journal_chain_verifies_and_detects_edit,
     journal_filter_selects_newest_first,
     concurrent_record_use_keeps_the_chain_gap_free,
+    disabling_an_aidant_keeps_memberships_and_refuses_use,
+    disabling_an_organisation_refuses_use,
+    journal_verify_passes_an_intact_journal,
+    journal_verify_locates_an_update,
+    journal_verify_locates_a_delete,
+    journal_verify_locates_a_swap,
+    journal_verify_locates_a_deleted_first_entry,
 }
 
 fn use_of(w: &World, demarche: Demarche) -> Use {
@@ -830,4 +837,113 @@ fn concurrent_record_use_keeps_the_chain_gap_free(db: &TestDb) {
         assert_eq!(e.seq, i as i64 + 1);
     }
     assert_eq!(verify_chain(&chain), Ok(()));
+}
+
+/// A journal of four entries: the mandate's creation, then three uses.
+fn four_entries(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    for i in 1..=3 {
+        store
+            .record_use(&use_of(&w, Demarche::Argent), NOW + i)
+            .unwrap();
+    }
+}
+
+fn broken_at(db: &TestDb) -> ChainBreak {
+    match db.store().verify_journal() {
+        Err(VerifyError::Break(b)) => b,
+        other => panic!("expected a chain break, got {other:?}"),
+    }
+}
+
+fn journal_verify_passes_an_intact_journal(db: &TestDb) {
+    four_entries(db);
+    let report = db.store().verify_journal().unwrap();
+    assert_eq!((report.entries, report.last_seq), (4, 4));
+    assert_eq!(report.last_hash, all_entries(db)[0].hash);
+}
+
+fn journal_verify_locates_an_update(db: &TestDb) {
+    four_entries(db);
+    db.raw_execute("UPDATE journal SET demarche = 'social' WHERE seq = 3");
+    let b = broken_at(db);
+    assert_eq!((b.seq, b.kind), (3, ChainBreakKind::HashMismatch));
+}
+
+fn journal_verify_locates_a_delete(db: &TestDb) {
+    four_entries(db);
+    db.raw_execute("DELETE FROM journal WHERE seq = 3");
+    let b = broken_at(db);
+    assert_eq!((b.seq, b.kind), (4, ChainBreakKind::Gap { expected: 3 }));
+}
+
+fn journal_verify_locates_a_swap(db: &TestDb) {
+    four_entries(db);
+    db.raw_execute(
+        "UPDATE journal SET seq = -1 WHERE seq = 2; \
+         UPDATE journal SET seq = 2 WHERE seq = 3; \
+         UPDATE journal SET seq = 3 WHERE seq = -1;",
+    );
+    let b = broken_at(db);
+    assert_eq!(b.seq, 2, "{b}");
+}
+
+fn journal_verify_locates_a_deleted_first_entry(db: &TestDb) {
+    four_entries(db);
+    db.raw_execute("DELETE FROM journal WHERE seq = 1");
+    let b = broken_at(db);
+    assert_eq!((b.seq, b.kind), (2, ChainBreakKind::Gap { expected: 1 }));
+}
+
+fn disabling_an_aidant_keeps_memberships_and_refuses_use(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let off = store
+        .set_aidant_active(&w.aidant.issuer, &w.aidant.subject, false, NOW)
+        .unwrap();
+    assert!(!off.active);
+    assert_eq!(
+        refusal(store.check_grant(
+            &w.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW
+        )),
+        Refusal::AidantInactive
+    );
+    let listed = store.aidants().unwrap();
+    let (a, sirets) = listed.iter().find(|(a, _)| a.id == w.aidant.id).unwrap();
+    assert!(!a.active);
+    assert_eq!(sirets, &vec![SIRET.to_string()], "memberships kept");
+    store
+        .set_aidant_active(&w.aidant.issuer, &w.aidant.subject, true, NOW)
+        .unwrap();
+    assert!(store
+        .check_grant(
+            &w.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW
+        )
+        .is_ok());
+}
+
+fn disabling_an_organisation_refuses_use(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    store.set_organisation_active(SIRET, false, NOW).unwrap();
+    assert_eq!(
+        refusal(store.check_grant(
+            &w.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW
+        )),
+        Refusal::OrganisationInactive
+    );
+    assert!(!store.organisations().unwrap()[0].active);
 }

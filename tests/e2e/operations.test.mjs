@@ -1,0 +1,65 @@
+// The operator's CLI against a running proxy: provisioning aidants and organisations, disabling
+// them (a disabled aidant or organisation can use nothing, at once), and the journal check.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { makeSp, runDemarche, trace } from './harness.mjs';
+import { SIRET_A, SP1, startSeededWorld } from './world.mjs';
+
+describe('operations CLI', () => {
+  let world;
+  let sp;
+  const demarche = (aidant) => runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, aidant });
+
+  before(async () => {
+    world = await startSeededWorld();
+    sp = await makeSp(world.proxy, SP1);
+  });
+
+  after(async () => world?.stop());
+
+  it('lists the organisations and aidants it was given', async () => {
+    const orgs = await world.proxy.cli(['organisations', 'list']);
+    assert.match(orgs, new RegExp(`^${SIRET_A}\\tactive\\tCentre social des Acacias$`, 'm'));
+    await world.proxy.cli(['aidants', 'add', '--subject', 'nora', '--email', 'nora@acacias.example',
+      '--given-name', 'Nora', '--family-name', 'SAÏDI', '--organisation', SIRET_A]);
+    const aidants = await world.proxy.cli(['aidants', 'list']);
+    assert.match(aidants, new RegExp(`^nora\\tactive\\tNora SAÏDI\\t${SIRET_A}$`, 'm'));
+  });
+
+  it('refuses an unknown organisation for a new aidant', async () => {
+    const r = await world.proxy.cliResult(['aidants', 'add', '--subject', 'x', '--email', 'x@example.org',
+      '--given-name', 'X', '--family-name', 'Y', '--organisation', '99999999999999']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /99999999999999/);
+  });
+
+  it('a disabled aidant cannot log in; enabled again, they can', async () => {
+    await world.proxy.cli(['aidants', 'disable', 'farid']);
+    const refused = await demarche('farid');
+    assert.equal(refused.final?.status, 403, trace(refused));
+    assert.equal(refused.code, null);
+    await world.proxy.cli(['aidants', 'enable', 'farid']);
+    const ok = await demarche('farid');
+    assert.ok(ok.claims?.act, trace(ok));
+  });
+
+  it('a disabled organisation stops its aidants at once', async () => {
+    await world.proxy.cli(['organisations', 'disable', SIRET_A]);
+    try {
+      const refused = await demarche('abdel');
+      assert.equal(refused.code, null, trace(refused));
+      assert.equal(refused.claims, null);
+    } finally {
+      await world.proxy.cli(['organisations', 'enable', SIRET_A]);
+    }
+  });
+
+  it('verifies the journal written by the flows above', async () => {
+    const out = await world.proxy.cli(['journal', 'verify']);
+    const m = /journal intact: (\d+) entries/.exec(out);
+    assert.ok(m, out);
+    assert.ok(Number(m[1]) >= 8, `imports, logins and uses are journaled: ${out}`);
+  });
+});
