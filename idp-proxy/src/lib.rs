@@ -7,6 +7,7 @@ pub mod config;
 pub mod ephemeral;
 pub mod import;
 pub mod interaction;
+pub mod journal;
 pub mod keys;
 pub mod provider;
 pub mod upstream;

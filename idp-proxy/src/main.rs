@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use idp_proxy::config::Config;
 use idp_proxy::keys::{hex, KeyRing};
-use mandate_store::{Actor, NewAidant};
+use mandate_store::{Actor, Demarche, JournalFilter, NewAidant};
 
 // Many small short-lived allocations across worker and blocking threads: mimalloc avoids the
 // arena lock contention glibc's allocator showed under load (BENCHMARKS.md).
@@ -119,6 +119,24 @@ enum AidantsCommand {
 enum JournalCommand {
     /// Check the whole hash chain; on a break, say which entry and how, and exit 1.
     Verify,
+    /// Write journal entries as CSV (names resolved) to stdout, newest first.
+    Export {
+        /// Only this organisation's entries (SIRET).
+        #[arg(long)]
+        organisation: Option<String>,
+        /// Only this aidant's entries (their subject at the aidants' IdP).
+        #[arg(long)]
+        aidant: Option<String>,
+        /// Only this démarche.
+        #[arg(long)]
+        demarche: Option<Demarche>,
+        /// First day included (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Last day included (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +283,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("aidant {subject} enabled");
                 }
             }
+        }
+        Command::Journal(JournalCommand::Export {
+            organisation,
+            aidant,
+            demarche,
+            since,
+            until,
+        }) => {
+            let store = open(&config)?;
+            let mut filter = JournalFilter::default();
+            if let Some(siret) = organisation {
+                let o = store
+                    .organisation_by_siret(&siret)?
+                    .ok_or_else(|| anyhow::anyhow!("no organisation with SIRET {siret}"))?;
+                filter.organisation_id = Some(o.id);
+            }
+            if let Some(subject) = aidant {
+                let a = store
+                    .aidant_by_subject(&config.upstream.aidant.issuer, &subject)?
+                    .ok_or_else(|| anyhow::anyhow!("no aidant with subject {subject}"))?;
+                filter.aidant_id = Some(a.id);
+            }
+            let day = |d: chrono::NaiveDate, h, m, s| {
+                d.and_hms_opt(h, m, s).map(|t| t.and_utc().timestamp())
+            };
+            filter.since = since.and_then(|d| day(d, 0, 0, 0));
+            filter.until = until.and_then(|d| day(d, 23, 59, 59));
+            let lines = idp_proxy::journal::lines(&store, &filter, demarche)?;
+            let stdout = std::io::stdout();
+            idp_proxy::journal::write_csv(&lines, &mut stdout.lock())?;
         }
         Command::Journal(JournalCommand::Verify) => {
             let store = open(&config)?;

@@ -56,6 +56,20 @@ describe('operations CLI', () => {
     }
   });
 
+  it('exports an organisation’s journal as CSV, with names and filters', async () => {
+    const csv = await world.proxy.cli(['journal', 'export', '--organisation', SIRET_A]);
+    const [header, ...rows] = csv.trim().split('\n');
+    assert.equal(header, 'seq,date,action,demarche,service,aidant,organisation,usager,mandat');
+    const used = rows.filter((r) => r.split(',')[2] === 'mandate_used');
+    assert.ok(used.length >= 1, csv);
+    assert.ok(used.some((r) => r.includes('Farid BENALI') && r.includes('Centre social des Acacias') && r.includes(',sp-1,')), csv);
+    assert.ok(rows.every((r) => !r.includes('Tilleuls')), 'only this organisation');
+    const social = await world.proxy.cli(['journal', 'export', '--organisation', SIRET_A, '--demarche', 'social']);
+    assert.ok(social.trim().split('\n').slice(1).every((r) => r.split(',')[3] === 'social'), social);
+    const future = await world.proxy.cli(['journal', 'export', '--since', '2999-01-01']);
+    assert.equal(future.trim().split('\n').length, 1, 'header only');
+  });
+
   it('verifies the journal written by the flows above', async () => {
     const out = await world.proxy.cli(['journal', 'verify']);
     const m = /journal intact: (\d+) entries/.exec(out);
