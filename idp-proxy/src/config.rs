@@ -97,6 +97,13 @@ pub enum EphemeralBackend {
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     pub dir: PathBuf,
+    /// How often a running node re-reads the ring, to learn a new data key.
+    #[serde(default = "default_reload")]
+    pub reload_secs: u64,
+}
+
+fn default_reload() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]

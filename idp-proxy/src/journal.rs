@@ -53,9 +53,9 @@ pub fn lines(
         };
         let usager = match &e.usager_id {
             Some(id) => cached(&mut usagers, id, |id| {
-                Ok(store.usager(id)?.map(|u| {
-                    format!("{} {}", u.identity.given_name, u.identity.family_name)
-                }))
+                Ok(store
+                    .usager(id)?
+                    .map(|u| format!("{} {}", u.identity.given_name, u.identity.family_name)))
             })?,
             None => None,
         };
@@ -115,7 +115,9 @@ pub fn write_csv(lines: &[JournalLine], out: &mut impl Write) -> std::io::Result
             l.seq.to_string(),
             date,
             l.action.clone(),
-            l.demarche.map(|d| d.as_str().to_string()).unwrap_or_default(),
+            l.demarche
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_default(),
             l.client_id.clone().unwrap_or_default(),
             l.aidant.clone().unwrap_or_default(),
             l.organisation.clone().unwrap_or_default(),

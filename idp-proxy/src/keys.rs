@@ -53,6 +53,8 @@ pub struct SigningKey {
 pub struct KeyRing {
     signing: Vec<SigningKey>,
     data: Vec<DataKey>,
+    /// Data keys announced (`.key.next`): they open, they do not seal yet.
+    next_data: Vec<DataKey>,
     subject_key: [u8; 32],
     /// Derives access tokens from codes (see `access_token_for`).
     token_key: ring::hmac::Key,
@@ -82,7 +84,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn new_kid(prefix: &str, rng: &SystemRandom) -> Result<String, KeyError> {
     let mut r = [0u8; 4];
     rng.fill(&mut r).map_err(|_| KeyError::Sign)?;
-    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    // Milliseconds: the newest key is the one whose kid sorts last.
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S%3f");
     Ok(format!("{prefix}-{stamp}-{}", hex(&r)))
 }
 
@@ -150,6 +153,7 @@ impl KeyRing {
         names.sort();
         let mut signing = Vec::new();
         let mut data = Vec::new();
+        let mut next_data = Vec::new();
         let mut subject_key = None;
         for path in names {
             let file = path.display().to_string();
@@ -206,6 +210,17 @@ impl KeyRing {
                     kid: kid.to_string(),
                     key,
                 });
+            } else if let Some(kid) = name
+                .strip_suffix(".key.next")
+                .filter(|k| k.starts_with("data-"))
+            {
+                // Announced by a rotation: readable by this node, not yet used to seal.
+                let key = <[u8; 32]>::try_from(bytes()?.as_slice())
+                    .map_err(|_| bad("must be 32 bytes"))?;
+                next_data.push(DataKey {
+                    kid: kid.to_string(),
+                    key,
+                });
             }
         }
         let missing = |problem: &str| KeyError::Missing {
@@ -226,11 +241,46 @@ impl KeyRing {
         Ok(KeyRing {
             signing,
             data,
+            next_data,
             subject_key,
             token_key,
             jwks_json,
             rng,
         })
+    }
+
+    /// Announces a new data key (`data-….key.next`): nodes that reload the ring can open what
+    /// it will seal before anyone seals with it. Returns its path.
+    pub fn announce_data_key(dir: &Path) -> Result<PathBuf, KeyError> {
+        let rng = SystemRandom::new();
+        let mut key = [0u8; 32];
+        rng.fill(&mut key).map_err(|_| KeyError::Sign)?;
+        let newest = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data-"))
+            .max()
+            .unwrap_or_default();
+        // The new key must sort after every existing one, or it would not become active.
+        let mut kid = new_kid("data", &rng)?;
+        while kid <= newest {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            kid = new_kid("data", &rng)?;
+        }
+        let path = dir.join(format!("{kid}.key.next"));
+        write_private(&path, &key).map_err(io(dir))?;
+        Ok(path)
+    }
+
+    /// Makes an announced data key the one that seals (the newest `.key`).
+    pub fn activate_data_key(announced: &Path) -> Result<PathBuf, KeyError> {
+        let active = announced.with_extension("");
+        fs::rename(announced, &active).map_err(|source| KeyError::Io {
+            dir: announced.display().to_string(),
+            source,
+        })?;
+        Ok(active)
     }
 
     /// The key that signs for `alg`: the newest one.
@@ -247,21 +297,20 @@ impl KeyRing {
         &self.jwks_json
     }
 
-    /// The sealer for usager identities: the newest data key seals, older ones still open.
+    /// The sealer for usager identities: the newest data key seals, older and announced
+    /// ones still open.
     pub fn sealer(&self) -> Sealer {
-        let mut keys: Vec<DataKey> = self
-            .data
-            .iter()
-            .map(|k| DataKey {
-                kid: k.kid.clone(),
-                key: k.key,
-            })
-            .collect();
+        let copy = |k: &DataKey| DataKey {
+            kid: k.kid.clone(),
+            key: k.key,
+        };
+        let mut keys: Vec<DataKey> = self.data.iter().map(copy).collect();
         // `load` refuses an empty list, so pop always yields.
         let active = keys.pop().unwrap_or(DataKey {
             kid: String::new(),
             key: [0; 32],
         });
+        keys.extend(self.next_data.iter().map(copy));
         Sealer::new(active, keys, self.subject_key)
     }
 
@@ -397,6 +446,33 @@ mod tests {
             parts[1] = &forged;
             assert!(ring.verify_own(&parts.join(".")).is_none());
         }
+    }
+
+    #[test]
+    fn an_announced_data_key_opens_before_it_seals() {
+        let tmp = tempfile::tempdir().unwrap();
+        KeyRing::generate(tmp.path()).unwrap();
+        let before = KeyRing::load(tmp.path()).unwrap().sealer();
+        let announced = KeyRing::announce_data_key(tmp.path()).unwrap();
+        let during = KeyRing::load(tmp.path()).unwrap().sealer();
+        assert_eq!(during.active_kid(), before.active_kid(), "not sealing yet");
+        let active = KeyRing::activate_data_key(&announced).unwrap();
+        assert!(active.to_string_lossy().ends_with(".key"));
+        let after = KeyRing::load(tmp.path()).unwrap().sealer();
+        assert_ne!(after.active_kid(), before.active_kid());
+        // A node still on the `during` ring opens what the new key seals.
+        let id = mandate_store::Identity {
+            given_name: "A".into(),
+            family_name: "B".into(),
+            birthdate: "1970-01-01".into(),
+            gender: "female".into(),
+            birthplace: None,
+            birthcountry: "99100".into(),
+            email: None,
+            preferred_username: None,
+        };
+        let (kid, sealed) = after.seal("u1", &id).unwrap();
+        assert_eq!(during.open("u1", &kid, &sealed).unwrap(), id);
     }
 
     #[test]

@@ -66,6 +66,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // fixed set of blocking threads per worker serves them without churn.
     let blocking = (app.config.database.max_connections as usize).clamp(2, 16);
     tracing::info!(%listen, issuer = app.issuer(), "idp-proxy listening");
+    // Data keys added by a rotation reach this node without a restart.
+    let reload = app.clone();
+    actix_web::rt::spawn(async move {
+        let every = std::time::Duration::from_secs(reload.config.keys.reload_secs.max(1));
+        let mut tick = actix_web::rt::time::interval(every);
+        loop {
+            tick.tick().await;
+            match KeyRing::load(&reload.config.keys.dir) {
+                Ok(ring) => reload.store.set_sealer(ring.sealer()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "key ring reload failed; keeping the loaded keys")
+                }
+            }
+        }
+    });
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app.clone())

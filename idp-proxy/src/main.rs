@@ -59,6 +59,17 @@ enum Command {
 enum KeysCommand {
     /// Create the keys the ring lacks (ES256, RS256, data key, subject key); never overwrites.
     Generate,
+    /// Add a data key and re-seal every usager identity with it, while nodes keep serving:
+    /// the key is announced (readable by nodes), then activated, then identities are re-sealed
+    /// in batches. Older data keys stay in the ring: remove them once backups no longer need them.
+    RotateDataKey {
+        /// Seconds to wait at each step for every node to reload the ring (keys.reload_secs
+        /// plus a margin).
+        #[arg(long, default_value_t = 30)]
+        settle_secs: u64,
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +207,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = KeyRing::load(&config.keys.dir)?;
             idp_proxy::open_store(&config, &keys)?.migrate()?;
             eprintln!("migrations applied");
+        }
+        Command::Keys(KeysCommand::RotateDataKey { settle_secs, batch }) => {
+            let store = open(&config)?;
+            let settle = std::time::Duration::from_secs(settle_secs);
+            let announced = KeyRing::announce_data_key(&config.keys.dir)?;
+            eprintln!(
+                "announced {}; waiting {settle_secs} s for nodes to load it",
+                announced.display()
+            );
+            std::thread::sleep(settle);
+            let active = KeyRing::activate_data_key(&announced)?;
+            eprintln!(
+                "activated {}; waiting {settle_secs} s before re-sealing",
+                active.display()
+            );
+            std::thread::sleep(settle);
+            store.set_sealer(KeyRing::load(&config.keys.dir)?.sealer());
+            let mut total = 0;
+            loop {
+                let n = store.reseal_usagers(batch)?;
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                eprintln!("re-sealed {total} identities");
+            }
+            for (kid, count) in store.data_key_usage()? {
+                println!("{kid}\t{count}");
+            }
         }
         Command::Keys(KeysCommand::Generate) => {
             for f in KeyRing::generate(&config.keys.dir)? {

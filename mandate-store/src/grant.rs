@@ -203,6 +203,7 @@ impl Store {
     /// nothing is written.
     pub fn record_use(&self, u: &Use, now: Timestamp) -> Result<Grant, UseError> {
         let sealer = self.sealer();
+        let sealer = &*sealer;
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
             let grant = check(
@@ -244,7 +245,7 @@ impl Store {
         let mut conn = self.conn()?;
         check(
             &mut conn,
-            self.sealer(),
+            &self.sealer(),
             mandate_id,
             aidant_id,
             organisation_id,

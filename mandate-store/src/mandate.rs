@@ -357,6 +357,7 @@ impl Store {
             .load(&mut conn)?;
 
         let sealer = self.sealer();
+        let sealer = &*sealer;
         let mut usable = Vec::new();
         for (mandate_row, usager_row) in rows {
             let mandate = Mandate::try_from(mandate_row)?;

@@ -4,7 +4,7 @@
 //! callers pass the time in.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::db::{self, AnyConnection, DbConn, DbPool};
 use crate::error::StoreError;
@@ -18,7 +18,8 @@ pub type Timestamp = i64;
 #[derive(Clone)]
 pub struct Store {
     pool: DbPool,
-    sealer: Arc<Sealer>,
+    /// Swappable: a node reloads its key ring (a new data key) without restarting.
+    sealer: Arc<RwLock<Arc<Sealer>>>,
     backend: &'static str,
     /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
     /// handler (which sleeps in steps of milliseconds) keeps write latency at the cost of the
@@ -44,7 +45,7 @@ impl Store {
         let pool = db::open_pool(url, max_connections)?;
         Ok(Store {
             pool,
-            sealer: Arc::new(sealer),
+            sealer: Arc::new(RwLock::new(Arc::new(sealer))),
             backend,
             writer: Arc::new(Mutex::new(())),
         })
@@ -80,7 +81,17 @@ impl Store {
         }
     }
 
-    pub(crate) fn sealer(&self) -> &Sealer {
-        &self.sealer
+    pub(crate) fn sealer(&self) -> Arc<Sealer> {
+        // A poisoned lock still holds a complete sealer: it is only ever replaced whole.
+        self.sealer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the sealer, e.g. after a data key was added to the key ring: new identities
+    /// are sealed with its active key, older keys still open what they sealed.
+    pub fn set_sealer(&self, sealer: Sealer) {
+        *self.sealer.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(sealer);
     }
 }

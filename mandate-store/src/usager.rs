@@ -78,6 +78,7 @@ impl Store {
             ));
         }
         let sealer = self.sealer();
+        let sealer = &*sealer;
         let subject_hash = sealer.subject_hash(franceconnect_sub);
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
@@ -132,7 +133,7 @@ impl Store {
     pub fn usager(&self, id: &str) -> Result<Option<Usager>, StoreError> {
         let mut conn = self.conn()?;
         by_id(&mut conn, id)?
-            .map(|row| row.open(self.sealer()))
+            .map(|row| row.open(&self.sealer()))
             .transpose()
     }
 
@@ -144,7 +145,53 @@ impl Store {
         let subject_hash = self.sealer().subject_hash(franceconnect_sub);
         let mut conn = self.conn()?;
         by_subject_hash(&mut conn, &subject_hash)?
-            .map(|row| row.open(self.sealer()))
+            .map(|row| row.open(&self.sealer()))
             .transpose()
+    }
+
+    /// Re-seals up to `batch` usager identities still sealed with an older data key, each
+    /// under the active key, and returns how many it did (0: all are on the active key).
+    /// Rows change one by one in short transactions, so nodes keep serving meanwhile; every
+    /// node must already know the active key (see `idp-proxy keys rotate-data-key`).
+    pub fn reseal_usagers(&self, batch: i64) -> Result<usize, StoreError> {
+        let sealer = self.sealer();
+        let active = sealer.active_kid().to_owned();
+        let mut conn = self.conn()?;
+        let stale: Vec<UsagerRow> = usagers::table
+            .filter(usagers::identity_kid.ne(&active))
+            .select(UsagerRow::as_select())
+            .order(usagers::id.asc())
+            .limit(batch.max(1))
+            .load(&mut conn)?;
+        let count = stale.len();
+        for row in stale {
+            let identity = sealer.open(&row.id, &row.identity_kid, &row.identity_sealed)?;
+            let (kid, sealed) = sealer.seal(&row.id, &identity)?;
+            self.write_transaction(&mut conn, |conn| {
+                // Only if nobody re-sealed it meanwhile (an identity update by a login).
+                diesel::update(
+                    usagers::table
+                        .find(&row.id)
+                        .filter(usagers::identity_kid.eq(&row.identity_kid)),
+                )
+                .set((
+                    usagers::identity_kid.eq(&kid),
+                    usagers::identity_sealed.eq(&sealed),
+                ))
+                .execute(conn)
+                .map_err(StoreError::from)
+            })?;
+        }
+        Ok(count)
+    }
+
+    /// How many identities each data key seals: what a rotation has left to do.
+    pub fn data_key_usage(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(usagers::table
+            .group_by(usagers::identity_kid)
+            .select((usagers::identity_kid, diesel::dsl::count_star()))
+            .order(usagers::identity_kid.asc())
+            .load(&mut conn)?)
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use mandate_store::{
-    verify_chain, Actor, ChainBreak, ChainBreakKind, Demarche, JournalAction, JournalFilter,
-    NewJournalEntry, Refusal, StoreError, Use, UseError, VerifyError,
+    verify_chain, Actor, ChainBreak, ChainBreakKind, DataKey, Demarche, JournalAction,
+    JournalFilter, NewJournalEntry, Refusal, Sealer, StoreError, Use, UseError, VerifyError,
 };
 
 behaviours! {
@@ -42,6 +42,7 @@ behaviours! {
     concurrent_record_use_keeps_the_chain_gap_free,
     disabling_an_aidant_keeps_memberships_and_refuses_use,
     disabling_an_organisation_refuses_use,
+    rotating_the_data_key_reseals_every_identity,
     journal_verify_passes_an_intact_journal,
     journal_verify_locates_an_update,
     journal_verify_locates_a_delete,
@@ -946,4 +947,50 @@ fn disabling_an_organisation_refuses_use(db: &TestDb) {
         Refusal::OrganisationInactive
     );
     assert!(!store.organisations().unwrap()[0].active);
+}
+
+fn rotating_the_data_key_reseals_every_identity(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    for i in 0..4 {
+        usager(store, &format!("fc-{i}"), "Jeanne", &format!("MARTIN{i}"));
+    }
+    let old = DataKey {
+        kid: "data-2025".into(),
+        key: [7; 32],
+    };
+    let new = || DataKey {
+        kid: "data-2026".into(),
+        key: [9; 32],
+    };
+    store.set_sealer(Sealer::new(new(), vec![old], [3; 32]));
+    // Mid-rotation every identity stays readable.
+    let mut done = store.reseal_usagers(2).unwrap();
+    assert_eq!(done, 2);
+    assert_eq!(
+        store.usager(&w.usager.id).unwrap().unwrap().identity,
+        w.usager.identity
+    );
+    while done > 0 {
+        done = store.reseal_usagers(2).unwrap();
+    }
+    assert_eq!(
+        store.data_key_usage().unwrap(),
+        vec![("data-2026".to_string(), 5)]
+    );
+    // The old key can now go: everything opens with the new one alone.
+    store.set_sealer(Sealer::new(new(), vec![], [3; 32]));
+    assert_eq!(
+        store.usager(&w.usager.id).unwrap().unwrap().identity,
+        w.usager.identity
+    );
+    assert!(store
+        .check_grant(
+            &w.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW
+        )
+        .is_ok());
 }
