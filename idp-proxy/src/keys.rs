@@ -53,6 +53,8 @@ pub struct SigningKey {
 pub struct KeyRing {
     signing: Vec<SigningKey>,
     data: Vec<DataKey>,
+    /// RSA-OAEP-256 keys that identity providers (FranceConnect v2) encrypt to; newest last.
+    encryption: Vec<(String, josekit::jwe::alg::rsaes::RsaesJweDecrypter)>,
     /// Data keys announced (`.key.next`): they open, they do not seal yet.
     next_data: Vec<DataKey>,
     subject_key: [u8; 32],
@@ -127,6 +129,14 @@ impl KeyRing {
             write_private(&path, &pair.to_der_private_key()).map_err(io(dir))?;
             written.push(path);
         }
+        if !has("enc-") {
+            // What FranceConnect v2 encrypts ID tokens and userinfo to (RSA-OAEP-256).
+            let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)
+                .map_err(|e| KeyError::Generate(e.to_string()))?;
+            let path = dir.join(format!("{}.p8", new_kid("enc", &rng)?));
+            write_private(&path, &pair.to_der_private_key()).map_err(io(dir))?;
+            written.push(path);
+        }
         for (prefix, name) in [("data-", None), (SUBJECT_KEY, Some(SUBJECT_KEY))] {
             if !has(prefix) {
                 let mut key = [0u8; 32];
@@ -154,6 +164,8 @@ impl KeyRing {
         let mut signing = Vec::new();
         let mut data = Vec::new();
         let mut next_data = Vec::new();
+        let mut encryption = Vec::new();
+        let mut encryption_jwks = Vec::new();
         let mut subject_key = None;
         for path in names {
             let file = path.display().to_string();
@@ -165,7 +177,20 @@ impl KeyRing {
                 problem: problem.into(),
             };
             let bytes = || fs::read(&path).map_err(io(dir));
-            if let Some(kid) = name.strip_suffix(".p8") {
+            if let Some(kid) = name.strip_suffix(".p8").filter(|k| k.starts_with("enc-")) {
+                let der = bytes()?;
+                let mut decrypter = josekit::jwe::RSA_OAEP_256
+                    .decrypter_from_der(&der)
+                    .map_err(|_| bad("not an RSA private key for RSA-OAEP-256"))?;
+                decrypter.set_key_id(kid);
+                let jwk = josekit::jwk::alg::rsa::RsaKeyPair::from_der(&der)
+                    .map_err(|_| bad("not an RSA private key"))?
+                    .to_jwk_public_key();
+                let (n, e) = (jwk.parameter("n").cloned(), jwk.parameter("e").cloned());
+                encryption_jwks.push(json!({"kty": "RSA", "use": "enc", "alg": "RSA-OAEP-256",
+                                            "kid": kid, "n": n, "e": e}));
+                encryption.push((kid.to_string(), decrypter));
+            } else if let Some(kid) = name.strip_suffix(".p8") {
                 let alg = if kid.starts_with("es256-") {
                     SigningAlg::ES256
                 } else if kid.starts_with("rs256-") {
@@ -235,12 +260,16 @@ impl KeyRing {
         if data.is_empty() {
             return Err(missing("no data key"));
         }
+        if encryption.is_empty() {
+            return Err(missing("no encryption key"));
+        }
         let subject_key = subject_key.ok_or_else(|| missing("no subject key"))?;
-        let jwks_json = jwks(&signing).to_string();
+        let jwks_json = jwks(&signing, &encryption_jwks).to_string();
         let token_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &subject_key);
         Ok(KeyRing {
             signing,
             data,
+            encryption,
             next_data,
             subject_key,
             token_key,
@@ -281,6 +310,37 @@ impl KeyRing {
             source,
         })?;
         Ok(active)
+    }
+
+    /// Opens a compact JWE encrypted to one of our encryption keys (chosen by `kid`, else
+    /// the newest) with RSA-OAEP-256 and A256GCM, and returns its payload: for FranceConnect
+    /// v2, the signed JWT inside, which the caller still verifies.
+    pub fn decrypt(&self, jwe: &str) -> Result<Vec<u8>, KeyError> {
+        let header = jwe.split('.').next().unwrap_or_default();
+        let header: serde_json::Value = B64
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .unwrap_or_default();
+        let undecryptable = |problem: &str| KeyError::Bad {
+            file: "JWE".into(),
+            problem: problem.into(),
+        };
+        if header.get("alg").and_then(|a| a.as_str()) != Some("RSA-OAEP-256")
+            || header.get("enc").and_then(|e| e.as_str()) != Some("A256GCM")
+        {
+            return Err(undecryptable("only RSA-OAEP-256 with A256GCM is accepted"));
+        }
+        let kid = header.get("kid").and_then(|k| k.as_str());
+        let (_, decrypter) = self
+            .encryption
+            .iter()
+            .rev()
+            .find(|(k, _)| kid.is_none_or(|kid| kid == k))
+            .ok_or_else(|| undecryptable("no key with this kid"))?;
+        josekit::jwe::deserialize_compact(jwe, decrypter)
+            .map(|(payload, _)| payload)
+            .map_err(|e| undecryptable(&e.to_string()))
     }
 
     /// The key that signs for `alg`: the newest one.
@@ -404,8 +464,12 @@ fn public_jwk(kid: &str, pair: &Pair, der: &[u8]) -> Result<serde_json::Value, S
     })
 }
 
-fn jwks(keys: &[SigningKey]) -> serde_json::Value {
-    let keys: Vec<&serde_json::Value> = keys.iter().map(|k| &k.public_jwk).collect();
+fn jwks(keys: &[SigningKey], encryption: &[serde_json::Value]) -> serde_json::Value {
+    let keys: Vec<&serde_json::Value> = keys
+        .iter()
+        .map(|k| &k.public_jwk)
+        .chain(encryption.iter())
+        .collect();
     json!({ "keys": keys })
 }
 
@@ -419,7 +483,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ring");
         let written = KeyRing::generate(&dir).unwrap();
-        assert_eq!(written.len(), 4);
+        assert_eq!(written.len(), 5);
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "the ring directory is private");
         for f in &written {
@@ -431,7 +495,12 @@ mod tests {
         let ring = KeyRing::load(&dir).unwrap();
         let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
-        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.len(), 3);
+        let enc: Vec<_> = keys.iter().filter(|k| k["use"] == "enc").collect();
+        assert_eq!(
+            (enc.len(), enc[0]["alg"].as_str()),
+            (1, Some("RSA-OAEP-256"))
+        );
         for k in keys {
             for private in ["d", "p", "q", "dp", "dq", "qi"] {
                 assert!(k.get(private).is_none(), "{private} published");
@@ -473,6 +542,36 @@ mod tests {
         };
         let (kid, sealed) = after.seal("u1", &id).unwrap();
         assert_eq!(during.open("u1", &kid, &sealed).unwrap(), id);
+    }
+
+    #[test]
+    fn decrypts_what_is_encrypted_to_the_published_key_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        KeyRing::generate(dir.path()).unwrap();
+        let ring = KeyRing::load(dir.path()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+        let public = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["use"] == "enc")
+            .unwrap()
+            .clone();
+        let jwk = josekit::jwk::Jwk::from_bytes(public.to_string().as_bytes()).unwrap();
+        let encrypter = josekit::jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk).unwrap();
+        let mut header = josekit::jwe::JweHeader::new();
+        header.set_content_encryption("A256GCM");
+        header.set_content_type("JWT");
+        header.set_key_id(public["kid"].as_str().unwrap());
+        let jwe = josekit::jwe::serialize_compact(b"inner.jws.here", &header, &encrypter).unwrap();
+        assert_eq!(ring.decrypt(&jwe).unwrap(), b"inner.jws.here");
+        // Tampered ciphertext, or another algorithm, is refused.
+        let mut parts: Vec<String> = jwe.split('.').map(str::to_string).collect();
+        parts[3] = B64.encode(b"tampered ciphertext");
+        assert!(ring.decrypt(&parts.join(".")).is_err());
+        assert!(ring
+            .decrypt("eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..a.b.c")
+            .is_err());
     }
 
     #[test]
