@@ -454,6 +454,29 @@ ${buttons}
       await endSessionAtOnce(ctx);
     }
   });
+  // oidc-provider accepts client_secret_basic and client_secret_post interchangeably. Be as strict
+  // as a FranceConnect client registration: a client_secret_post client must not use Basic.
+  provider.use(async (ctx, next) => {
+    const authz = ctx.get('authorization');
+    if (ctx.method === 'POST' && ctx.path === '/token' && /^basic /i.test(authz)) {
+      let clientId;
+      try {
+        const decoded = Buffer.from(authz.slice(6).trim(), 'base64').toString('utf8');
+        clientId = decodeURIComponent(decoded.slice(0, decoded.indexOf(':')).replace(/\+/g, ' '));
+      } catch { /* let oidc-provider answer */ }
+      const client = clientId ? await provider.Client.find(clientId).catch(() => undefined) : undefined;
+      if (client?.clientAuthMethod === 'client_secret_post') {
+        ctx.status = 401;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = {
+          error: 'invalid_client',
+          error_description: 'client authentication must use client_secret_post (client_id and client_secret in the body)',
+        };
+        return;
+      }
+    }
+    await next();
+  });
   // Set FRANCECONNECT_TRUST_PROXY=1 only behind a local reverse proxy that sets X-Forwarded-*.
   provider.proxy = process.env.FRANCECONNECT_TRUST_PROXY === '1';
 
