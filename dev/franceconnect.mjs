@@ -12,7 +12,7 @@
 //   - code flow only, PKCE S256, `state` and `nonce` required, RFC 9207 `iss` in the
 //     authorization response (errors included), `acr: "eidas1"`;
 //   - the "identité pivot" claims, by scope, at the userinfo endpoint only (the ID token carries
-//     sub, acr, amr, auth_time, nonce, at_hash);
+//     sub, acr, auth_time, nonce, at_hash, and amr when requested with the claims parameter);
 //   - per client metadata: ID token and userinfo response signed (ES256/RS256) and then
 //     encrypted (JWE, RSA-OAEP-256 or ECDH-ES, A256GCM, cty JWT) to the client's `use: "enc"`
 //     key fetched from its jwks_uri; client_secret_post by default;
@@ -356,11 +356,12 @@ ${buttons}
       };
     },
     // FranceConnect scopes: one per claim, plus the groups.
+    // acr and auth_time are always in the ID token (never at userinfo: they are not account
+    // claims); amr only when asked for with the claims parameter, like FranceConnect
+    // (claims={"id_token":{"amr":{"essential":true}}}).
     claims: {
-      acr: null,
       amr: null,
-      auth_time: null,
-      openid: ['sub'],
+      openid: ['sub', 'acr', 'auth_time'],
       given_name: ['given_name'],
       family_name: ['family_name'],
       birthdate: ['birthdate'],
@@ -374,7 +375,8 @@ ${buttons}
       identite_pivot: PIVOT_CLAIMS,
     },
     scopes: ['openid'],
-    // The ID token carries only sub (+ acr, amr, auth_time, nonce, at_hash): claims at userinfo.
+    // The ID token carries only the `openid` scope claims (+ nonce, at_hash, amr if requested):
+    // the identity is at userinfo.
     conformIdTokenClaims: true,
     acrValues: ['eidas1'],
     responseTypes: ['code'],

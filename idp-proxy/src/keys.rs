@@ -465,10 +465,11 @@ fn public_jwk(kid: &str, pair: &Pair, der: &[u8]) -> Result<serde_json::Value, S
 }
 
 fn jwks(keys: &[SigningKey], encryption: &[serde_json::Value]) -> serde_json::Value {
+    // Encryption keys newest first: providers encrypt to the first `use: enc` key they find.
     let keys: Vec<&serde_json::Value> = keys
         .iter()
         .map(|k| &k.public_jwk)
-        .chain(encryption.iter())
+        .chain(encryption.iter().rev())
         .collect();
     json!({ "keys": keys })
 }

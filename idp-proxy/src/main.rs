@@ -93,12 +93,27 @@ enum OrganisationsCommand {
         #[arg(long)]
         name: String,
     },
-    /// List organisations (tab-separated: siret, active, name).
+    /// List organisations (tab-separated: siret, active, name, who may use mandates).
     List,
     /// Disable an organisation: none of its aidants can use a mandate.
     Disable { siret: String },
     /// Enable it again.
     Enable { siret: String },
+    /// Choose who may use the organisation's mandates: any of its aidants (default) or only
+    /// the aidant who created each mandate.
+    MandateUse {
+        siret: String,
+        #[arg(value_enum)]
+        by: MandateUse,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MandateUse {
+    /// Any aidant of the organisation.
+    AnyAidant,
+    /// Only the aidant who created the mandate.
+    Creator,
 }
 
 #[derive(Subcommand)]
@@ -264,8 +279,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 OrganisationsCommand::List => {
                     for o in store.organisations()? {
-                        println!("{}\t{}\t{}", o.siret, state(o.active), o.name);
+                        let by = if o.mandates_bound_to_creator {
+                            "creator"
+                        } else {
+                            "any-aidant"
+                        };
+                        println!("{}\t{}\t{}\t{by}", o.siret, state(o.active), o.name);
                     }
+                }
+                OrganisationsCommand::MandateUse { siret, by } => {
+                    let bound = matches!(by, MandateUse::Creator);
+                    store.set_mandates_bound_to_creator(&siret, bound, now)?;
+                    eprintln!(
+                        "organisation {siret}: mandates usable by {}",
+                        if bound {
+                            "their creator only"
+                        } else {
+                            "any of its aidants"
+                        }
+                    );
                 }
                 OrganisationsCommand::Disable { siret } => {
                     store.set_organisation_active(&siret, false, now)?;

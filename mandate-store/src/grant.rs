@@ -61,6 +61,8 @@ pub enum Refusal {
     AidantNotMember,
     #[error("the organisation is not active")]
     OrganisationInactive,
+    #[error("the organisation binds this mandate to the aidant who created it")]
+    NotCreator,
 }
 
 impl Refusal {
@@ -75,6 +77,7 @@ impl Refusal {
             Refusal::AidantInactive => "aidant_inactive",
             Refusal::AidantNotMember => "aidant_not_member",
             Refusal::OrganisationInactive => "organisation_inactive",
+            Refusal::NotCreator => "not_creator",
         }
     }
 }
@@ -174,6 +177,9 @@ fn check(
     }
     if !organisation.active {
         return Err(Refusal::OrganisationInactive.into());
+    }
+    if organisation.mandates_bound_to_creator && mandate.created_by != aidant.id {
+        return Err(Refusal::NotCreator.into());
     }
     if mandate.revoked_at.is_some() {
         return Err(Refusal::Revoked.into());

@@ -339,6 +339,7 @@ impl Store {
     pub fn usable_mandates(
         &self,
         organisation_id: &str,
+        aidant_id: &str,
         allowed: &[Demarche],
         now: Timestamp,
     ) -> Result<Vec<UsableMandate>, StoreError> {
@@ -346,21 +347,28 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.conn()?;
-        let rows: Vec<(MandateRow, UsagerRow)> = mandates::table
+        let rows: Vec<(MandateRow, UsagerRow, bool)> = mandates::table
             .inner_join(usagers::table)
             .inner_join(organisations::table)
             .filter(mandates::organisation_id.eq(organisation_id))
             .filter(mandates::revoked_at.is_null())
             .filter(mandates::expires_at.gt(now))
             .filter(organisations::active.eq(true))
-            .select((MandateRow::as_select(), UsagerRow::as_select()))
+            .select((
+                MandateRow::as_select(),
+                UsagerRow::as_select(),
+                organisations::mandates_bound_to_creator,
+            ))
             .load(&mut conn)?;
 
         let sealer = self.sealer();
         let sealer = &*sealer;
         let mut usable = Vec::new();
-        for (mandate_row, usager_row) in rows {
+        for (mandate_row, usager_row, bound_to_creator) in rows {
             let mandate = Mandate::try_from(mandate_row)?;
+            if bound_to_creator && mandate.created_by != aidant_id {
+                continue;
+            }
             let demarches: Vec<Demarche> = mandate
                 .demarches
                 .iter()

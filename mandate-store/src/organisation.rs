@@ -18,6 +18,9 @@ pub struct Organisation {
     pub siret: String,
     pub name: String,
     pub active: bool,
+    /// Only the aidant who created a mandate may use it (default: any aidant of the
+    /// organisation).
+    pub mandates_bound_to_creator: bool,
 }
 
 pub(crate) fn by_siret(
@@ -47,8 +50,10 @@ impl Store {
         }
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
+            let mut bound = false;
             let id = match by_siret(conn, siret)? {
                 Some(existing) => {
+                    bound = existing.mandates_bound_to_creator;
                     diesel::update(organisations::table.find(&existing.id))
                         .set((
                             organisations::name.eq(name),
@@ -78,6 +83,7 @@ impl Store {
                 siret: siret.to_owned(),
                 name: name.to_owned(),
                 active,
+                mandates_bound_to_creator: bound,
             })
         })
     }
@@ -119,5 +125,29 @@ impl Store {
                 key: format!("siret {siret}"),
             })?;
         self.upsert_organisation(siret, &existing.name, active, now)
+    }
+
+    /// Binds this organisation's mandates to the aidant who created each (or unbinds them).
+    pub fn set_mandates_bound_to_creator(
+        &self,
+        siret: &str,
+        bound: bool,
+        now: Timestamp,
+    ) -> Result<Organisation, StoreError> {
+        let mut conn = self.conn()?;
+        self.write_transaction(&mut conn, |conn| {
+            let mut org = by_siret(conn, siret)?.ok_or_else(|| StoreError::NotFound {
+                what: "organisation",
+                key: format!("siret {siret}"),
+            })?;
+            diesel::update(organisations::table.find(&org.id))
+                .set((
+                    organisations::mandates_bound_to_creator.eq(bound),
+                    organisations::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            org.mandates_bound_to_creator = bound;
+            Ok(org)
+        })
     }
 }

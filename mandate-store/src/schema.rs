@@ -9,6 +9,7 @@ diesel::table! {
         active -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        mandates_bound_to_creator -> Bool,
     }
 }
 

@@ -43,6 +43,7 @@ behaviours! {
     disabling_an_aidant_keeps_memberships_and_refuses_use,
     disabling_an_organisation_refuses_use,
     rotating_the_data_key_reseals_every_identity,
+    mandates_bound_to_creator_serve_only_their_creator,
     journal_verify_passes_an_intact_journal,
     journal_verify_locates_an_update,
     journal_verify_locates_a_delete,
@@ -279,7 +280,12 @@ fn usable_mandates_only_lists_allowed_demarches(db: &TestDb) {
     let store = db.store();
     let w = world(store);
     let usable = store
-        .usable_mandates(&w.org.id, &[Demarche::Argent, Demarche::Papiers], NOW)
+        .usable_mandates(
+            &w.org.id,
+            &w.aidant.id,
+            &[Demarche::Argent, Demarche::Papiers],
+            NOW,
+        )
         .unwrap();
     assert_eq!(usable.len(), 1);
     assert_eq!(usable[0].mandate_id, w.mandate.id);
@@ -289,15 +295,15 @@ fn usable_mandates_only_lists_allowed_demarches(db: &TestDb) {
     assert_eq!(usable[0].expires_at, w.mandate.expires_at);
 
     let both = store
-        .usable_mandates(&w.org.id, &Demarche::ALL, NOW)
+        .usable_mandates(&w.org.id, &w.aidant.id, &Demarche::ALL, NOW)
         .unwrap();
     assert_eq!(both[0].demarches, [Demarche::Social, Demarche::Argent]);
     assert!(store
-        .usable_mandates(&w.org.id, &[Demarche::Papiers], NOW)
+        .usable_mandates(&w.org.id, &w.aidant.id, &[Demarche::Papiers], NOW)
         .unwrap()
         .is_empty());
     assert!(store
-        .usable_mandates(&w.org.id, &[], NOW)
+        .usable_mandates(&w.org.id, &w.aidant.id, &[], NOW)
         .unwrap()
         .is_empty());
 }
@@ -326,7 +332,9 @@ fn usable_mandates_are_active_ones_of_the_organisation_by_name(db: &TestDb) {
     let elsewhere = usager(store, "fc-x", "Xavier", "AILLEURS");
     mandate(store, &elsewhere, &other_org, &other_aidant, &all, 30);
 
-    let usable = store.usable_mandates(&w.org.id, &all, NOW + DAY).unwrap();
+    let usable = store
+        .usable_mandates(&w.org.id, &w.aidant.id, &all, NOW + DAY)
+        .unwrap();
     let names: Vec<_> = usable
         .iter()
         .map(|u| format!("{} {}", u.identity.family_name, u.identity.given_name))
@@ -345,7 +353,7 @@ fn usable_mandates_are_active_ones_of_the_organisation_by_name(db: &TestDb) {
         .upsert_organisation(SIRET, "Centre social des Acacias", false, NOW)
         .unwrap();
     assert!(store
-        .usable_mandates(&w.org.id, &all, NOW)
+        .usable_mandates(&w.org.id, &w.aidant.id, &all, NOW)
         .unwrap()
         .is_empty());
 }
@@ -993,4 +1001,50 @@ fn rotating_the_data_key_reseals_every_identity(db: &TestDb) {
             NOW
         )
         .is_ok());
+}
+
+fn mandates_bound_to_creator_serve_only_their_creator(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let colleague = aidant(store, "aidant-2", &[SIRET]);
+    let listed = |a: &str| {
+        store
+            .usable_mandates(&w.org.id, a, &Demarche::ALL, NOW)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (listed(&w.aidant.id), listed(&colleague.id)),
+        (1, 1),
+        "default: any aidant"
+    );
+    let org = store
+        .set_mandates_bound_to_creator(SIRET, true, NOW)
+        .unwrap();
+    assert!(org.mandates_bound_to_creator);
+    assert_eq!((listed(&w.aidant.id), listed(&colleague.id)), (1, 0));
+    assert_eq!(
+        refusal(store.check_grant(
+            &w.mandate.id,
+            &colleague.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW
+        )),
+        Refusal::NotCreator
+    );
+    assert!(store
+        .check_grant(
+            &w.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW
+        )
+        .is_ok());
+    // Renaming the organisation keeps the option.
+    let renamed = store
+        .upsert_organisation(SIRET, "Acacias", true, NOW)
+        .unwrap();
+    assert!(renamed.mandates_bound_to_creator);
 }

@@ -73,7 +73,7 @@ fn in_memory_sqlite_keeps_its_data_across_calls() {
     store.migrate().unwrap();
     let w = common::world(&store);
     let usable = store
-        .usable_mandates(&w.org.id, &[Demarche::Argent], common::NOW)
+        .usable_mandates(&w.org.id, &w.aidant.id, &[Demarche::Argent], common::NOW)
         .unwrap();
     assert_eq!(usable.len(), 1);
 }

@@ -21,7 +21,7 @@ describe('operations CLI', () => {
 
   it('lists the organisations and aidants it was given', async () => {
     const orgs = await world.proxy.cli(['organisations', 'list']);
-    assert.match(orgs, new RegExp(`^${SIRET_A}\\tactive\\tCentre social des Acacias$`, 'm'));
+    assert.match(orgs, new RegExp(`^${SIRET_A}\\tactive\\tCentre social des Acacias\\tany-aidant$`, 'm'));
     await world.proxy.cli(['aidants', 'add', '--subject', 'nora', '--email', 'nora@acacias.example',
       '--given-name', 'Nora', '--family-name', 'SAÏDI', '--organisation', SIRET_A]);
     const aidants = await world.proxy.cli(['aidants', 'list']);
@@ -53,6 +53,19 @@ describe('operations CLI', () => {
       assert.equal(refused.claims, null);
     } finally {
       await world.proxy.cli(['organisations', 'enable', SIRET_A]);
+    }
+  });
+
+  it('can bind mandates to the aidant who created them', async () => {
+    // Michel's mandate was created by abdel: farid no longer sees it, abdel still does.
+    await world.proxy.cli(['organisations', 'mandate-use', SIRET_A, 'creator']);
+    try {
+      const farid = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, aidant: 'farid', choose: () => null });
+      assert.ok(!farid.interaction.page.options.some((o) => o.label.includes('Michel')), trace(farid));
+      const abdel = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, aidant: 'abdel', choose: () => null });
+      assert.ok(abdel.interaction.page.options.some((o) => o.label.includes('Michel')), trace(abdel));
+    } finally {
+      await world.proxy.cli(['organisations', 'mandate-use', SIRET_A, 'any-aidant']);
     }
   });
 

@@ -142,9 +142,10 @@ async fn render_choice(
     s: &AidantSession,
     error: Option<String>,
 ) -> Result<HttpResponse, FrontError> {
-    let (org, allowed, now) = (s.organisation_id.clone(), ix.allowed.clone(), app.now());
+    let (org, aidant) = (s.organisation_id.clone(), s.aidant_id.clone());
+    let (allowed, now) = (ix.allowed.clone(), app.now());
     let mandates = app
-        .read(move |store| store.usable_mandates(&org, &allowed, now))
+        .read(move |store| store.usable_mandates(&org, &aidant, &allowed, now))
         .await
         .map_err(store_failure)?
         .map_err(store_failure)?;
@@ -201,6 +202,9 @@ fn refusal_fr(r: &Refusal) -> &'static str {
         }
         Refusal::AidantInactive | Refusal::AidantNotMember | Refusal::OrganisationInactive => {
             "Votre compte d'aidant ne permet pas d'utiliser ce mandat."
+        }
+        Refusal::NotCreator => {
+            "Dans votre structure, seul l'aidant qui a créé ce mandat peut l'utiliser."
         }
     }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE organisations DROP COLUMN mandates_bound_to_creator;
