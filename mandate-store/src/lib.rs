@@ -28,7 +28,7 @@ pub use journal::{
     verify_chain, ChainBreak, ChainBreakKind, JournalAction, JournalEntry, JournalFilter,
     JournalReport, NewJournalEntry, VerifyError, GENESIS_HASH,
 };
-pub use mandate::{Actor, Mandate, NewMandate, UsableMandate};
+pub use mandate::{Actor, GiveMandate, GivenMandate, Mandate, NewMandate, UsableMandate};
 pub use organisation::Organisation;
 pub use store::{Store, Timestamp};
 pub use usager::Usager;

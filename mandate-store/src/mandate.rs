@@ -12,7 +12,7 @@ use crate::identity::Identity;
 use crate::journal::{self, JournalAction, NewJournalEntry};
 use crate::schema::{mandates, organisations, usagers};
 use crate::store::{Store, Timestamp};
-use crate::usager::{self, UsagerRow};
+use crate::usager::{self, Usager, UsagerRow};
 
 /// A mandate given by a usager to an organisation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -142,6 +142,176 @@ fn not_found(what: &'static str, key: &str) -> StoreError {
     }
 }
 
+/// A usager giving a mandate, as confirmed on the recap page after their FranceConnect login.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GiveMandate {
+    pub franceconnect_sub: String,
+    pub identity: Identity,
+    pub organisation_id: String,
+    /// The aidant who recorded it.
+    pub aidant_id: String,
+    pub demarches: Vec<Demarche>,
+    pub expires_at: Timestamp,
+    /// Evidence of consent: when and how the usager confirmed (acr, auth_time, hashed sub).
+    pub consent: serde_json::Value,
+}
+
+/// What `give_mandate` did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GivenMandate {
+    pub usager: Usager,
+    pub mandate: Mandate,
+    /// The usager's earlier mandates to the same organisation, ended by this one.
+    pub replaced: Vec<String>,
+}
+
+/// Inserts a mandate and journals `mandate_created`; runs inside the caller's write
+/// transaction. Idempotent on `m.id`.
+fn insert_in(
+    conn: &mut AnyConnection,
+    m: &NewMandate,
+    by: Option<&str>,
+    consent: &str,
+    demarches_column: &str,
+    now: Timestamp,
+) -> Result<Mandate, StoreError> {
+    if let Some(id) = &m.id {
+        if let Some(existing) = by_id(conn, id)? {
+            return Ok(existing);
+        }
+    }
+    if usager::by_id(conn, &m.usager_id)?.is_none() {
+        return Err(not_found("usager", &m.usager_id));
+    }
+    let organisation_known = organisations::table
+        .find(&m.organisation_id)
+        .select(organisations::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some();
+    if !organisation_known {
+        return Err(not_found("organisation", &m.organisation_id));
+    }
+    if aidant::by_id(conn, &m.created_by)?.is_none() {
+        return Err(not_found("aidant", &m.created_by));
+    }
+
+    let id =
+        m.id.clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let revoked_reason = m.revoked_at.map(|_| "revoked before import".to_owned());
+    diesel::insert_into(mandates::table)
+        .values((
+            mandates::id.eq(&id),
+            mandates::usager_id.eq(&m.usager_id),
+            mandates::organisation_id.eq(&m.organisation_id),
+            mandates::created_by.eq(&m.created_by),
+            mandates::demarches.eq(&demarches_column),
+            mandates::created_at.eq(m.created_at),
+            mandates::expires_at.eq(m.expires_at),
+            mandates::revoked_at.eq(m.revoked_at),
+            mandates::revoked_reason.eq(&revoked_reason),
+            mandates::consent.eq(&consent),
+        ))
+        .execute(conn)?;
+
+    journal::append(
+        conn,
+        &NewJournalEntry {
+            action: JournalAction::MandateCreated.into(),
+            aidant_id: by.map(str::to_owned),
+            organisation_id: Some(m.organisation_id.clone()),
+            usager_id: Some(m.usager_id.clone()),
+            mandate_id: Some(id.clone()),
+            client_id: None,
+            demarche: None,
+            detail: Some(format!(
+                "by={} demarches={} expires_at={}",
+                if by.is_some() { "aidant" } else { "ops" },
+                demarches_column,
+                m.expires_at
+            )),
+        },
+        now,
+    )?;
+
+    Ok(Mandate {
+        id,
+        usager_id: m.usager_id.clone(),
+        organisation_id: m.organisation_id.clone(),
+        created_by: m.created_by.clone(),
+        demarches: demarche::normalise(&m.demarches),
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
+        revoked_reason,
+    })
+}
+
+/// Ends a mandate and journals `mandate_revoked`, inside the caller's write transaction.
+fn revoke_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    reason: &str,
+    by: &Actor,
+    now: Timestamp,
+) -> Result<Mandate, StoreError> {
+    let mandate = by_id(conn, id)?.ok_or_else(|| not_found("mandate", id))?;
+    match &by {
+        Actor::Aidant(aidant_id) => {
+            let active = aidant::by_id(conn, aidant_id)?.is_some_and(|a| a.active);
+            if !active || !aidant::is_member(conn, aidant_id, &mandate.organisation_id)? {
+                return Err(StoreError::NotAllowed(
+                    "only an active aidant of the mandate's organisation can revoke it".to_owned(),
+                ));
+            }
+        }
+        Actor::Usager(usager_id) => {
+            if *usager_id != mandate.usager_id {
+                return Err(StoreError::NotAllowed(
+                    "a usager can only revoke their own mandates".to_owned(),
+                ));
+            }
+        }
+        Actor::Ops => {}
+    }
+    if mandate.revoked_at.is_some() {
+        return Ok(mandate);
+    }
+
+    diesel::update(mandates::table.find(id))
+        .set((
+            mandates::revoked_at.eq(Some(now)),
+            mandates::revoked_reason.eq(Some(reason)),
+        ))
+        .execute(conn)?;
+    // The free-text reason stays on the mandate row: it may name people, and the
+    // journal must not hold personal data.
+    journal::append(
+        conn,
+        &NewJournalEntry {
+            action: JournalAction::MandateRevoked.into(),
+            aidant_id: match &by {
+                Actor::Aidant(aidant_id) => Some(aidant_id.clone()),
+                _ => None,
+            },
+            organisation_id: Some(mandate.organisation_id.clone()),
+            usager_id: Some(mandate.usager_id.clone()),
+            mandate_id: Some(mandate.id.clone()),
+            client_id: None,
+            demarche: None,
+            detail: Some(format!("by={}", by.kind())),
+        },
+        now,
+    )?;
+
+    Ok(Mandate {
+        revoked_at: Some(now),
+        revoked_reason: Some(reason.to_owned()),
+        ..mandate
+    })
+}
+
 impl Store {
     /// Records a mandate and, in the same transaction, journals `mandate_created`. `by` is
     /// the aidant recording it (`None` for an ops import). Idempotent on `m.id`.
@@ -170,77 +340,7 @@ impl Store {
 
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
-            if let Some(id) = &m.id {
-                if let Some(existing) = by_id(conn, id)? {
-                    return Ok(existing);
-                }
-            }
-            if usager::by_id(conn, &m.usager_id)?.is_none() {
-                return Err(not_found("usager", &m.usager_id));
-            }
-            let organisation_known = organisations::table
-                .find(&m.organisation_id)
-                .select(organisations::id)
-                .first::<String>(conn)
-                .optional()?
-                .is_some();
-            if !organisation_known {
-                return Err(not_found("organisation", &m.organisation_id));
-            }
-            if aidant::by_id(conn, &m.created_by)?.is_none() {
-                return Err(not_found("aidant", &m.created_by));
-            }
-
-            let id =
-                m.id.clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let revoked_reason = m.revoked_at.map(|_| "revoked before import".to_owned());
-            diesel::insert_into(mandates::table)
-                .values((
-                    mandates::id.eq(&id),
-                    mandates::usager_id.eq(&m.usager_id),
-                    mandates::organisation_id.eq(&m.organisation_id),
-                    mandates::created_by.eq(&m.created_by),
-                    mandates::demarches.eq(&demarches_column),
-                    mandates::created_at.eq(m.created_at),
-                    mandates::expires_at.eq(m.expires_at),
-                    mandates::revoked_at.eq(m.revoked_at),
-                    mandates::revoked_reason.eq(&revoked_reason),
-                    mandates::consent.eq(&consent),
-                ))
-                .execute(conn)?;
-
-            journal::append(
-                conn,
-                &NewJournalEntry {
-                    action: JournalAction::MandateCreated.into(),
-                    aidant_id: by.map(str::to_owned),
-                    organisation_id: Some(m.organisation_id.clone()),
-                    usager_id: Some(m.usager_id.clone()),
-                    mandate_id: Some(id.clone()),
-                    client_id: None,
-                    demarche: None,
-                    detail: Some(format!(
-                        "by={} demarches={} expires_at={}",
-                        if by.is_some() { "aidant" } else { "ops" },
-                        demarches_column,
-                        m.expires_at
-                    )),
-                },
-                now,
-            )?;
-
-            Ok(Mandate {
-                id,
-                usager_id: m.usager_id.clone(),
-                organisation_id: m.organisation_id.clone(),
-                created_by: m.created_by.clone(),
-                demarches: demarche::normalise(&m.demarches),
-                created_at: m.created_at,
-                expires_at: m.expires_at,
-                revoked_at: m.revoked_at,
-                revoked_reason,
-            })
+            insert_in(conn, m, by, &consent, &demarches_column, now)
         })
     }
 
@@ -255,61 +355,78 @@ impl Store {
         now: Timestamp,
     ) -> Result<Mandate, StoreError> {
         let mut conn = self.conn()?;
-        self.write_transaction(&mut conn, |conn| {
-            let mandate = by_id(conn, id)?.ok_or_else(|| not_found("mandate", id))?;
-            match &by {
-                Actor::Aidant(aidant_id) => {
-                    let active = aidant::by_id(conn, aidant_id)?.is_some_and(|a| a.active);
-                    if !active || !aidant::is_member(conn, aidant_id, &mandate.organisation_id)? {
-                        return Err(StoreError::NotAllowed(
-                            "only an active aidant of the mandate's organisation can revoke it"
-                                .to_owned(),
-                        ));
-                    }
-                }
-                Actor::Usager(usager_id) => {
-                    if *usager_id != mandate.usager_id {
-                        return Err(StoreError::NotAllowed(
-                            "a usager can only revoke their own mandates".to_owned(),
-                        ));
-                    }
-                }
-                Actor::Ops => {}
-            }
-            if mandate.revoked_at.is_some() {
-                return Ok(mandate);
-            }
+        self.write_transaction(&mut conn, |conn| revoke_in(conn, id, reason, &by, now))
+    }
 
-            diesel::update(mandates::table.find(id))
-                .set((
-                    mandates::revoked_at.eq(Some(now)),
-                    mandates::revoked_reason.eq(Some(reason)),
-                ))
-                .execute(conn)?;
-            // The free-text reason stays on the mandate row: it may name people, and the
-            // journal must not hold personal data.
-            journal::append(
+    /// The usager gives a mandate, in one transaction: the usager is found by FranceConnect
+    /// subject or created (identity sealed), their active mandates to the same organisation
+    /// end (a new mandate replaces them explicitly, each end journaled), the new mandate is
+    /// stored with its consent evidence and journaled. The recording aidant must be an
+    /// active member of an active organisation.
+    pub fn give_mandate(
+        &self,
+        g: &GiveMandate,
+        now: Timestamp,
+    ) -> Result<GivenMandate, StoreError> {
+        if g.demarches.is_empty() {
+            return Err(StoreError::Invalid(
+                "a mandate covers at least one démarche".to_owned(),
+            ));
+        }
+        let sealer = self.sealer();
+        let subject_hash = sealer.subject_hash(&g.franceconnect_sub);
+        let consent = serde_json::to_string(&g.consent)
+            .map_err(|e| StoreError::Invalid(format!("consent is not JSON: {e}")))?;
+        let demarches_column = demarche::to_column(&g.demarches);
+        let mut conn = self.conn()?;
+        self.write_transaction(&mut conn, |conn| {
+            let allowed = aidant::by_id(conn, &g.aidant_id)?.is_some_and(|a| a.active)
+                && aidant::is_member(conn, &g.aidant_id, &g.organisation_id)?
+                && organisations::table
+                    .find(&g.organisation_id)
+                    .select(organisations::active)
+                    .first::<bool>(conn)
+                    .optional()?
+                    .unwrap_or(false);
+            if !allowed {
+                return Err(StoreError::NotAllowed(
+                    "only an active aidant of an active organisation records a mandate".to_owned(),
+                ));
+            }
+            let usager = usager::upsert_in(conn, &sealer, None, &subject_hash, &g.identity, now)?;
+            let previous: Vec<String> = mandates::table
+                .filter(mandates::usager_id.eq(&usager.id))
+                .filter(mandates::organisation_id.eq(&g.organisation_id))
+                .filter(mandates::revoked_at.is_null())
+                .filter(mandates::expires_at.gt(now))
+                .select(mandates::id)
+                .load(conn)?;
+            let by = Actor::Aidant(g.aidant_id.clone());
+            for id in &previous {
+                revoke_in(conn, id, "replaced by a new mandate", &by, now)?;
+            }
+            let mandate = insert_in(
                 conn,
-                &NewJournalEntry {
-                    action: JournalAction::MandateRevoked.into(),
-                    aidant_id: match &by {
-                        Actor::Aidant(aidant_id) => Some(aidant_id.clone()),
-                        _ => None,
-                    },
-                    organisation_id: Some(mandate.organisation_id.clone()),
-                    usager_id: Some(mandate.usager_id.clone()),
-                    mandate_id: Some(mandate.id.clone()),
-                    client_id: None,
-                    demarche: None,
-                    detail: Some(format!("by={}", by.kind())),
+                &NewMandate {
+                    id: None,
+                    usager_id: usager.id.clone(),
+                    organisation_id: g.organisation_id.clone(),
+                    created_by: g.aidant_id.clone(),
+                    demarches: g.demarches.clone(),
+                    created_at: now,
+                    expires_at: g.expires_at,
+                    revoked_at: None,
+                    consent: g.consent.clone(),
                 },
+                Some(&g.aidant_id),
+                &consent,
+                &demarches_column,
                 now,
             )?;
-
-            Ok(Mandate {
-                revoked_at: Some(now),
-                revoked_reason: Some(reason.to_owned()),
-                ..mandate
+            Ok(GivenMandate {
+                usager,
+                mandate,
+                replaced: previous,
             })
         })
     }

@@ -61,6 +61,63 @@ pub(crate) fn by_id(
         .optional()
 }
 
+/// Finds the usager by subject hash (updating and re-sealing their identity) or creates
+/// them; runs inside the caller's write transaction.
+pub(crate) fn upsert_in(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    id: Option<&str>,
+    subject_hash: &str,
+    identity: &Identity,
+    now: Timestamp,
+) -> Result<Usager, StoreError> {
+    if let Some(existing) = by_subject_hash(conn, subject_hash)? {
+        let (kid, sealed) = sealer.seal(&existing.id, identity)?;
+        diesel::update(usagers::table.find(&existing.id))
+            .set((
+                usagers::identity_kid.eq(&kid),
+                usagers::identity_sealed.eq(&sealed),
+                usagers::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        return Ok(Usager {
+            id: existing.id,
+            identity: identity.clone(),
+            created_at: existing.created_at,
+        });
+    }
+    let id = match id {
+        Some(given) => {
+            if given.is_empty() {
+                return Err(StoreError::Invalid("empty usager id".to_owned()));
+            }
+            if by_id(conn, given)?.is_some() {
+                return Err(StoreError::Invalid(format!(
+                    "usager id {given} already belongs to another FranceConnect subject"
+                )));
+            }
+            given.to_owned()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let (kid, sealed) = sealer.seal(&id, identity)?;
+    diesel::insert_into(usagers::table)
+        .values((
+            usagers::id.eq(&id),
+            usagers::subject_hash.eq(subject_hash),
+            usagers::identity_kid.eq(&kid),
+            usagers::identity_sealed.eq(&sealed),
+            usagers::created_at.eq(now),
+            usagers::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(Usager {
+        id,
+        identity: identity.clone(),
+        created_at: now,
+    })
+}
+
 impl Store {
     /// Records the identity FranceConnect returned. The same FranceConnect subject is always
     /// the same usager (its identity is updated and re-sealed with the active key); a new one
@@ -82,51 +139,7 @@ impl Store {
         let subject_hash = sealer.subject_hash(franceconnect_sub);
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
-            if let Some(existing) = by_subject_hash(conn, &subject_hash)? {
-                let (kid, sealed) = sealer.seal(&existing.id, identity)?;
-                diesel::update(usagers::table.find(&existing.id))
-                    .set((
-                        usagers::identity_kid.eq(&kid),
-                        usagers::identity_sealed.eq(&sealed),
-                        usagers::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                return Ok(Usager {
-                    id: existing.id,
-                    identity: identity.clone(),
-                    created_at: existing.created_at,
-                });
-            }
-            let id = match id {
-                Some(given) => {
-                    if given.is_empty() {
-                        return Err(StoreError::Invalid("empty usager id".to_owned()));
-                    }
-                    if by_id(conn, given)?.is_some() {
-                        return Err(StoreError::Invalid(format!(
-                            "usager id {given} already belongs to another FranceConnect subject"
-                        )));
-                    }
-                    given.to_owned()
-                }
-                None => uuid::Uuid::new_v4().to_string(),
-            };
-            let (kid, sealed) = sealer.seal(&id, identity)?;
-            diesel::insert_into(usagers::table)
-                .values((
-                    usagers::id.eq(&id),
-                    usagers::subject_hash.eq(&subject_hash),
-                    usagers::identity_kid.eq(&kid),
-                    usagers::identity_sealed.eq(&sealed),
-                    usagers::created_at.eq(now),
-                    usagers::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-            Ok(Usager {
-                id,
-                identity: identity.clone(),
-                created_at: now,
-            })
+            upsert_in(conn, sealer, id, &subject_hash, identity, now)
         })
     }
 

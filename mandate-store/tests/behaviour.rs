@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use mandate_store::{
-    verify_chain, Actor, ChainBreak, ChainBreakKind, DataKey, Demarche, JournalAction,
+    verify_chain, Actor, ChainBreak, ChainBreakKind, DataKey, Demarche, GiveMandate, JournalAction,
     JournalFilter, NewJournalEntry, Refusal, Sealer, StoreError, Use, UseError, VerifyError,
 };
 
@@ -44,6 +44,9 @@ behaviours! {
     disabling_an_organisation_refuses_use,
     rotating_the_data_key_reseals_every_identity,
     mandates_bound_to_creator_serve_only_their_creator,
+    giving_a_mandate_twice_from_two_organisations_makes_one_usager,
+    a_new_mandate_replaces_the_previous_one_of_the_same_organisation,
+    only_an_active_member_records_a_mandate,
     journal_verify_passes_an_intact_journal,
     journal_verify_locates_an_update,
     journal_verify_locates_a_delete,
@@ -1047,4 +1050,116 @@ fn mandates_bound_to_creator_serve_only_their_creator(db: &TestDb) {
         .upsert_organisation(SIRET, "Acacias", true, NOW)
         .unwrap();
     assert!(renamed.mandates_bound_to_creator);
+}
+
+fn give(org_id: &str, aidant_id: &str, fc_sub: &str, demarches: &[Demarche]) -> GiveMandate {
+    GiveMandate {
+        franceconnect_sub: fc_sub.into(),
+        identity: identity("Jeanne", "MARTIN"),
+        organisation_id: org_id.into(),
+        aidant_id: aidant_id.into(),
+        demarches: demarches.to_vec(),
+        expires_at: NOW + 365 * DAY,
+        consent: serde_json::json!({"method": "franceconnect", "acr": "eidas1"}),
+    }
+}
+
+fn giving_a_mandate_twice_from_two_organisations_makes_one_usager(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let other = organisation(store, OTHER_SIRET, "Tilleuls");
+    let sophie = aidant(store, "sophie", &[OTHER_SIRET]);
+    let a = store
+        .give_mandate(
+            &give(&w.org.id, &w.aidant.id, "fc-jeanne", &[Demarche::Argent]),
+            NOW,
+        )
+        .unwrap();
+    let b = store
+        .give_mandate(
+            &give(&other.id, &sophie.id, "fc-jeanne", &[Demarche::Logement]),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        a.usager.id, b.usager.id,
+        "same FranceConnect subject, same usager"
+    );
+    assert_ne!(a.mandate.id, b.mandate.id);
+    assert!(
+        a.replaced.is_empty() && b.replaced.is_empty(),
+        "other organisation: nothing replaced"
+    );
+    assert_eq!(store.mandates_of_usager(&a.usager.id).unwrap().len(), 2);
+    let created = all_entries(db)
+        .into_iter()
+        .filter(|e| e.action == "mandate_created" && e.usager_id.as_deref() == Some(&a.usager.id))
+        .count();
+    assert_eq!(created, 2);
+}
+
+fn a_new_mandate_replaces_the_previous_one_of_the_same_organisation(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let first = store
+        .give_mandate(
+            &give(&w.org.id, &w.aidant.id, "fc-jeanne", &[Demarche::Argent]),
+            NOW,
+        )
+        .unwrap();
+    let second = store
+        .give_mandate(
+            &give(&w.org.id, &w.aidant.id, "fc-jeanne", &[Demarche::Social]),
+            NOW + 60,
+        )
+        .unwrap();
+    assert_eq!(second.replaced, vec![first.mandate.id.clone()]);
+    let old = store.mandate(&first.mandate.id).unwrap().unwrap();
+    assert_eq!(old.revoked_at, Some(NOW + 60));
+    assert_eq!(
+        refusal(store.check_grant(
+            &first.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Argent,
+            NOW + 61
+        )),
+        Refusal::Revoked
+    );
+    assert!(store
+        .check_grant(
+            &second.mandate.id,
+            &w.aidant.id,
+            &w.org.id,
+            Demarche::Social,
+            NOW + 61
+        )
+        .is_ok());
+    let revoked = all_entries(db)
+        .into_iter()
+        .filter(|e| {
+            e.action == "mandate_revoked" && e.mandate_id.as_deref() == Some(&first.mandate.id)
+        })
+        .count();
+    assert_eq!(revoked, 1, "the end of the old mandate is journaled");
+}
+
+fn only_an_active_member_records_a_mandate(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let outsider = aidant(store, "outsider", &[]);
+    let err = store
+        .give_mandate(
+            &give(&w.org.id, &outsider.id, "fc-nobody", &[Demarche::Argent]),
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotAllowed(_)), "{err}");
+    assert!(
+        store
+            .usager_by_franceconnect_sub("fc-nobody")
+            .unwrap()
+            .is_none(),
+        "nothing stored"
+    );
 }
