@@ -184,6 +184,9 @@ impl Default for Session {
 #[serde(deny_unknown_fields)]
 pub struct Upstreams {
     pub aidant: UpstreamIdp,
+    /// Where usagers log in to give or end a mandate (FranceConnect); optional.
+    #[serde(default)]
+    pub franceconnect: Option<UpstreamIdp>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +206,18 @@ pub struct UpstreamIdp {
     /// The ID-token claim that names the aidant in the import and provisioning files.
     #[serde(default)]
     pub subject_claim: SubjectClaim,
+    /// How we authenticate at its token endpoint (FranceConnect: client_secret_post).
+    #[serde(default)]
+    pub token_endpoint_auth_method: AuthMethod,
+    /// `acr_values` to ask for; the ID token's `acr` must be one of them.
+    #[serde(default)]
+    pub acr_values: Option<String>,
+    /// Ask for a fresh authentication every time (FranceConnect for a mandate).
+    #[serde(default)]
+    pub always_prompt_login: bool,
+    /// Read the identity from userinfo (signed, possibly encrypted JWT or JSON).
+    #[serde(default)]
+    pub userinfo: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -309,7 +324,22 @@ impl Config {
                 config.database.url = format!("sqlite://{}", base.join(rest).display());
             }
         }
-        if let Some(path) = config.upstream.aidant.client_secret_file.take() {
+        let mut upstreams = vec![&mut config.upstream.aidant];
+        if let Some(fc) = config.upstream.franceconnect.as_mut() {
+            upstreams.push(fc);
+        }
+        for upstream in upstreams {
+            resolve_secret_file(upstream, base, &name)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Reads `client_secret_file` (relative to the config file) into `client_secret`.
+fn resolve_secret_file(u: &mut UpstreamIdp, base: &Path, name: &str) -> Result<(), ConfigError> {
+    {
+        if let Some(path) = u.client_secret_file.take() {
             let path = if path.is_relative() {
                 base.join(path)
             } else {
@@ -317,17 +347,18 @@ impl Config {
             };
             let secret =
                 std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
-                    file: name.clone(),
-                    key: "upstream.aidant.client_secret_file".into(),
+                    file: name.to_string(),
+                    key: "upstream.*.client_secret_file".into(),
                     path: path.display().to_string(),
                     source,
                 })?;
-            config.upstream.aidant.client_secret = Some(secret.trim().to_string());
+            u.client_secret = Some(secret.trim().to_string());
         }
-        config.validate()?;
-        Ok(config)
     }
+    Ok(())
+}
 
+impl Config {
     fn invalid(
         &self,
         key: &str,
@@ -350,13 +381,36 @@ impl Config {
                 "use the public https URL of this service, without trailing slash or query",
             )
         })?;
-        check_public_url(&self.upstream.aidant.issuer).map_err(|p| {
-            self.invalid(
-                "upstream.aidant.issuer",
-                p,
-                "use the issuer URL of the aidants' identity provider, as its discovery document says",
-            )
-        })?;
+        let mut upstreams = vec![("upstream.aidant", &self.upstream.aidant)];
+        if let Some(fc) = &self.upstream.franceconnect {
+            upstreams.push(("upstream.franceconnect", fc));
+        }
+        for (section, u) in upstreams {
+            let key = |k: &str| format!("{section}.{k}");
+            check_public_url(&u.issuer).map_err(|p| {
+                self.invalid(
+                    &key("issuer"),
+                    p,
+                    "use the provider's issuer URL, as its discovery document says",
+                )
+            })?;
+            if u.client_secret.as_deref().unwrap_or("").is_empty() {
+                let env = format!("IDP_PROXY_{}__CLIENT_SECRET", section.replace('.', "__"))
+                    .to_uppercase();
+                return Err(self.invalid(
+                    &key("client_secret"),
+                    "missing",
+                    format!("set {env} or {section}.client_secret_file"),
+                ));
+            }
+            if !u.scopes.iter().any(|s| s == "openid") {
+                return Err(self.invalid(
+                    &key("scopes"),
+                    "`openid` is missing",
+                    "add \"openid\" to the list",
+                ));
+            }
+        }
         let db = &self.database.url;
         if !(db.starts_with("sqlite://")
             || db.starts_with("postgres://")
@@ -366,27 +420,6 @@ impl Config {
                 "database.url",
                 "unsupported scheme",
                 "use sqlite://PATH (embedded) or postgres://USER@HOST/DB",
-            ));
-        }
-        if self
-            .upstream
-            .aidant
-            .client_secret
-            .as_deref()
-            .unwrap_or("")
-            .is_empty()
-        {
-            return Err(self.invalid(
-                "upstream.aidant.client_secret",
-                "missing",
-                "set IDP_PROXY_UPSTREAM__AIDANT__CLIENT_SECRET or upstream.aidant.client_secret_file",
-            ));
-        }
-        if !self.upstream.aidant.scopes.iter().any(|s| s == "openid") {
-            return Err(self.invalid(
-                "upstream.aidant.scopes",
-                "`openid` is missing",
-                "add \"openid\" to the list",
             ));
         }
         if self.tokens.code_ttl_secs == 0 || self.tokens.code_ttl_secs > 600 {

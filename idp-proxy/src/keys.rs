@@ -419,6 +419,63 @@ impl KeyRing {
     }
 }
 
+/// Verifies a compact JWS (ES256 or RS256) against a provider's JWKS, choosing the key by
+/// `kid` (or the only key of that algorithm), and returns its claims. Claim checks (iss, aud,
+/// exp…) are the caller's.
+pub fn verify_with_jwks(jws: &str, jwks: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut parts = jws.split('.');
+    let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header: serde_json::Value = serde_json::from_slice(&B64.decode(h).ok()?).ok()?;
+    let alg = header.get("alg")?.as_str()?;
+    let kid = header.get("kid").and_then(|k| k.as_str());
+    let kty = match alg {
+        "ES256" => "EC",
+        "RS256" => "RSA",
+        _ => return None,
+    };
+    let candidates: Vec<&serde_json::Value> = jwks
+        .get("keys")?
+        .as_array()?
+        .iter()
+        .filter(|k| k.get("kty").and_then(|t| t.as_str()) == Some(kty))
+        .filter(|k| k.get("use").and_then(|u| u.as_str()).unwrap_or("sig") == "sig")
+        .filter(|k| kid.is_none() || k.get("kid").and_then(|x| x.as_str()) == kid)
+        .collect();
+    let [jwk] = candidates.as_slice() else {
+        return None;
+    };
+    let field = |name: &str| -> Option<Vec<u8>> { B64.decode(jwk.get(name)?.as_str()?).ok() };
+    let msg = &jws.as_bytes()[..h.len() + 1 + p.len()];
+    let sig = B64.decode(s).ok()?;
+    let verified = match alg {
+        "ES256" => {
+            let (x, y) = (field("x")?, field("y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            let mut point = vec![4u8];
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                .verify(msg, &sig)
+                .is_ok()
+        }
+        _ => signature::RsaPublicKeyComponents {
+            n: field("n")?,
+            e: field("e")?,
+        }
+        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, &sig)
+        .is_ok(),
+    };
+    if !verified {
+        return None;
+    }
+    serde_json::from_slice(&B64.decode(p).ok()?).ok()
+}
+
 impl SigningKey {
     fn sign(&self, claims: &impl Serialize, rng: &SystemRandom) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
@@ -573,6 +630,27 @@ mod tests {
         assert!(ring
             .decrypt("eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..a.b.c")
             .is_err());
+    }
+
+    #[test]
+    fn verifies_a_jws_against_a_published_jwks_only() {
+        let dir = tempfile::tempdir().unwrap();
+        KeyRing::generate(dir.path()).unwrap();
+        let ring = KeyRing::load(dir.path()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let jws = ring.sign(alg, &json!({"sub": "s"})).unwrap();
+            assert_eq!(verify_with_jwks(&jws, &jwks).unwrap()["sub"], "s");
+            let other = tempfile::tempdir().unwrap();
+            KeyRing::generate(other.path()).unwrap();
+            let other: serde_json::Value =
+                serde_json::from_str(KeyRing::load(other.path()).unwrap().jwks_json()).unwrap();
+            assert!(
+                verify_with_jwks(&jws, &other).is_none(),
+                "another provider's keys"
+            );
+        }
+        assert!(verify_with_jwks("a.b", &jwks).is_none());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub async fn callback(
     }
     let identity = app
         .upstream
-        .finish(&query, login.pending)
+        .finish(&query, login.pending, &app.keys)
         .await
         .map_err(upstream_page)?;
 

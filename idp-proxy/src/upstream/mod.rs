@@ -1,24 +1,28 @@
-//! The relying-party side: one `Upstream` per configured identity provider, built from its
-//! discovery document. `login_url` sends the browser there (state, nonce, PKCE S256);
-//! `finish` checks the callback (RFC 9207 `iss`, code exchange, ID token signature, `iss`,
-//! `aud`, `nonce`) and returns the verified identity. It never keeps an upstream credential
-//! beyond the ID token needed to propagate logout.
+//! The relying-party side: one `Upstream` per configured identity provider (the aidants' IdP,
+//! FranceConnect), built from its discovery document. `login_url` sends the browser there
+//! (state, nonce, PKCE S256, `acr_values`, `prompt=login` when asked); `finish` checks the
+//! callback (RFC 9207 `iss`), exchanges the code, opens a JWE ID token (FranceConnect v2) with
+//! our key, verifies the inner JWS (signature, `iss`, `aud`, `nonce`, `exp`), checks `acr`, and,
+//! when configured, reads userinfo (JSON, or a signed and possibly encrypted JWT). It never keeps
+//! an upstream credential beyond the ID token needed to propagate logout.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::str::FromStr;
+
 use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    AuthenticationContextClass, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, RedirectUrl, Scope,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
-use crate::config::{SubjectClaim, UpstreamIdp};
+use crate::config::{AuthMethod, SubjectClaim, UpstreamIdp};
+use crate::keys::{verify_with_jwks, KeyRing};
 
 type Client = CoreClient<
     EndpointSet,
@@ -45,6 +49,10 @@ pub enum UpstreamError {
 
 struct Discovered {
     client: Client,
+    token_endpoint: String,
+    userinfo_endpoint: Option<String>,
+    /// The provider's JWKS as published, for signed userinfo.
+    jwks: serde_json::Value,
     end_session_endpoint: Option<String>,
     iss_parameter_supported: bool,
     fetched: Instant,
@@ -71,8 +79,11 @@ pub struct VerifiedIdentity {
     pub subject: String,
     pub auth_time: Option<i64>,
     pub acr: Option<String>,
-    /// Kept only to name the session when logging out upstream.
+    /// Kept only to name the session when logging out upstream (the inner JWS when the
+    /// provider encrypted it).
     pub id_token: String,
+    /// The verified userinfo claims, when the provider is configured to be asked.
+    pub userinfo: Option<serde_json::Value>,
 }
 
 /// The callback's query string.
@@ -86,9 +97,29 @@ pub struct Callback {
 
 #[derive(Deserialize)]
 struct ExtraMetadata {
+    token_endpoint: String,
+    userinfo_endpoint: Option<String>,
+    jwks_uri: String,
     end_session_endpoint: Option<String>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    id_token: String,
+    access_token: String,
+}
+
+/// A JWE has five parts; what it wraps is the signed token to verify.
+fn unwrap_jwe(token: String, keys: &KeyRing) -> Result<String, UpstreamError> {
+    if token.split('.').count() != 5 {
+        return Ok(token);
+    }
+    let inner = keys
+        .decrypt(&token)
+        .map_err(|e| UpstreamError::Rejected(format!("cannot decrypt: {e}")))?;
+    String::from_utf8(inner).map_err(|_| UpstreamError::Rejected("JWE payload is not text".into()))
 }
 
 impl Upstream {
@@ -131,12 +162,22 @@ impl Upstream {
             .await
             .map_err(|e| unavailable(&e))?;
         // Two fields openidconnect's core metadata does not carry.
+        // Fields openidconnect's core metadata does not carry, and the raw JWKS.
         let extra: ExtraMetadata = self
             .http
             .get(format!(
                 "{}/.well-known/openid-configuration",
                 self.config.issuer
             ))
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .json()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let jwks: serde_json::Value = self
+            .http
+            .get(&extra.jwks_uri)
             .send()
             .await
             .map_err(|e| unavailable(&e))?
@@ -153,6 +194,9 @@ impl Upstream {
         );
         Ok(Discovered {
             client,
+            token_endpoint: extra.token_endpoint,
+            userinfo_endpoint: extra.userinfo_endpoint,
+            jwks,
             end_session_endpoint: extra.end_session_endpoint,
             iss_parameter_supported: extra.authorization_response_iss_parameter_supported,
             fetched: Instant::now(),
@@ -178,8 +222,13 @@ impl Upstream {
         for s in self.config.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(s.clone()));
         }
-        if force_login {
+        if force_login || self.config.always_prompt_login {
             req = req.add_prompt(CoreAuthPrompt::Login);
+        }
+        if let Some(acr) = &self.config.acr_values {
+            for value in acr.split(' ').filter(|v| !v.is_empty()) {
+                req = req.add_auth_context_value(AuthenticationContextClass::new(value.into()));
+            }
         }
         let (url, state, nonce) = req.url();
         Ok((
@@ -197,6 +246,7 @@ impl Upstream {
         &self,
         callback: &Callback,
         pending: PendingLogin,
+        keys: &KeyRing,
     ) -> Result<VerifiedIdentity, UpstreamError> {
         let d = self.discovered(false).await?;
         // RFC 9207: the response names its issuer, which defeats mix-up attacks.
@@ -216,31 +266,34 @@ impl Upstream {
             .code
             .clone()
             .ok_or_else(|| UpstreamError::Rejected("no code".into()))?;
-        let token = d
-            .client
-            .exchange_code(AuthorizationCode::new(code))
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| UpstreamError::Rejected(format!("code exchange: {e}")))?;
-        let id_token = token
-            .id_token()
-            .ok_or_else(|| UpstreamError::Rejected("no id_token".into()))?;
+        let answer = self.exchange(&d, &code, &pending.pkce_verifier).await?;
+        let id_token = unwrap_jwe(answer.id_token, keys)?;
+        let parsed = CoreIdToken::from_str(&id_token)
+            .map_err(|e| UpstreamError::Rejected(format!("id_token: {e}")))?;
         let nonce = Nonce::new(pending.nonce);
-        let claims = match id_token.claims(&d.client.id_token_verifier(), &nonce) {
+        let claims = match parsed.claims(&d.client.id_token_verifier(), &nonce) {
             Ok(c) => c.clone(),
             Err(first) => {
                 // The upstream may have rotated its keys: refresh once and retry.
                 let d = self.discovered(true).await?;
                 let verifier = d.client.id_token_verifier();
-                let claims = id_token
+                let claims = parsed
                     .claims(&verifier, &nonce)
                     .map_err(|_| UpstreamError::Rejected(format!("id_token: {first}")))?
                     .clone();
                 claims
             }
         };
+        let acr = claims.auth_context_ref().map(|a| a.to_string());
+        if let Some(wanted) = &self.config.acr_values {
+            // The level reached is checked, not assumed.
+            if !acr
+                .as_deref()
+                .is_some_and(|a| wanted.split(' ').any(|w| w == a))
+            {
+                return Err(UpstreamError::Rejected("acr not reached".into()));
+            }
+        }
         let subject = match self.config.subject_claim {
             SubjectClaim::Sub => claims.subject().to_string(),
             SubjectClaim::Email => match (claims.email(), claims.email_verified()) {
@@ -248,13 +301,135 @@ impl Upstream {
                 _ => return Err(UpstreamError::Rejected("no verified email claim".into())),
             },
         };
+        let userinfo = if self.config.userinfo {
+            Some(
+                self.userinfo(&d, &answer.access_token, claims.subject().as_str(), keys)
+                    .await?,
+            )
+        } else {
+            None
+        };
         Ok(VerifiedIdentity {
             issuer: claims.issuer().to_string(),
             subject,
             auth_time: claims.auth_time().map(|t| t.timestamp()),
-            acr: claims.auth_context_ref().map(|a| a.to_string()),
-            id_token: id_token.to_string(),
+            acr,
+            id_token,
+            userinfo,
         })
+    }
+
+    /// The code exchange, done here rather than by openidconnect: its token response cannot
+    /// carry an encrypted ID token.
+    async fn exchange(
+        &self,
+        d: &Discovered,
+        code: &str,
+        verifier: &str,
+    ) -> Result<TokenAnswer, UpstreamError> {
+        let secret = self.config.client_secret.clone().unwrap_or_default();
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.to_string()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("code_verifier", verifier.to_string()),
+        ];
+        let mut req = self.http.post(&d.token_endpoint);
+        match self.config.token_endpoint_auth_method {
+            AuthMethod::ClientSecretBasic => {
+                let enc = |v: &str| {
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                };
+                req = req.basic_auth(enc(&self.config.client_id), Some(enc(&secret)));
+            }
+            AuthMethod::ClientSecretPost => {
+                form.push(("client_id", self.config.client_id.clone()));
+                form.push(("client_secret", secret));
+            }
+        }
+        let res = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let body: String = res
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            return Err(UpstreamError::Rejected(format!(
+                "token endpoint {status}: {body}"
+            )));
+        }
+        res.json()
+            .await
+            .map_err(|e| UpstreamError::Rejected(format!("token response: {e}")))
+    }
+
+    /// Userinfo: JSON, or a JWT signed with the provider's keys and possibly encrypted to ours.
+    /// Its `sub` must be the ID token's.
+    async fn userinfo(
+        &self,
+        d: &Discovered,
+        access_token: &str,
+        subject: &str,
+        keys: &KeyRing,
+    ) -> Result<serde_json::Value, UpstreamError> {
+        let endpoint = d
+            .userinfo_endpoint
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Rejected("no userinfo endpoint".into()))?;
+        let res = self
+            .http
+            .get(endpoint)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if !res.status().is_success() {
+            return Err(UpstreamError::Rejected(format!(
+                "userinfo {}",
+                res.status()
+            )));
+        }
+        let jwt = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/jwt"));
+        let body = res
+            .text()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        let claims: serde_json::Value = if jwt {
+            let jws = unwrap_jwe(body.trim().to_string(), keys)?;
+            let claims = verify_with_jwks(&jws, &d.jwks)
+                .ok_or_else(|| UpstreamError::Rejected("userinfo signature".into()))?;
+            let aud_ok = match claims.get("aud") {
+                Some(serde_json::Value::String(a)) => *a == self.config.client_id,
+                Some(serde_json::Value::Array(a)) => a.iter().any(|v| *v == *self.config.client_id),
+                _ => false,
+            };
+            if claims.get("iss").and_then(|i| i.as_str()) != Some(self.config.issuer.as_str())
+                || !aud_ok
+            {
+                return Err(UpstreamError::Rejected("userinfo iss or aud".into()));
+            }
+            claims
+        } else {
+            serde_json::from_str(&body)
+                .map_err(|e| UpstreamError::Rejected(format!("userinfo: {e}")))?
+        };
+        if claims.get("sub").and_then(|s| s.as_str()) != Some(subject) {
+            return Err(UpstreamError::Rejected(
+                "userinfo sub differs from the ID token's".into(),
+            ));
+        }
+        Ok(claims)
     }
 
     /// The upstream's RP-initiated logout URL, when it has one.
