@@ -46,7 +46,19 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
         config.upstream.aidant.clone(),
         format!("{}/login/callback", config.server.issuer),
     )?;
+    let franceconnect = config
+        .upstream
+        .franceconnect
+        .clone()
+        .map(|fc| {
+            Upstream::new(
+                fc,
+                format!("{}/franceconnect/callback", config.server.issuer),
+            )
+        })
+        .transpose()?;
     Ok(App {
+        franceconnect,
         discovery_json: provider::discovery::document(&config),
         db_slots: tokio::sync::Semaphore::new(config.database.max_connections.max(1) as usize),
         config,

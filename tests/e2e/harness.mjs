@@ -194,9 +194,28 @@ async function waitForDiscovery(issuer, child, stderrRef, timeoutMs = 20_000) {
  * Starts an upstream IdP and an idp-proxy wired to each other.
  * @returns {Promise<{proxy, upstream, stop()}>}
  */
-export async function startWorld({ clients, importToml, upstreamAccounts, database, config } = {}) {
+export async function startWorld({ clients, importToml, upstreamAccounts, database, config, franceconnect } = {}) {
   assertBinary();
   const port = await freePort();
+  // The development FranceConnect (v2: signed then encrypted ID token and userinfo), when asked.
+  let fc = null;
+  if (franceconnect) {
+    const { startFranceConnect, defaultClients } = await import('../../dev/franceconnect.mjs');
+    fc = await startFranceConnect({ port: 0, quiet: !VERBOSE, clients: defaultClients(`http://127.0.0.1:${port}`) });
+    config = {
+      ...config,
+      'upstream.franceconnect': {
+        issuer: fc.issuer,
+        client_id: 'idp-proxy',
+        client_secret: 'dev-franceconnect-secret-change-me',
+        scopes: ['openid', 'identite_pivot', 'email'],
+        token_endpoint_auth_method: 'client_secret_post',
+        acr_values: 'eidas1',
+        always_prompt_login: true,
+        userinfo: true,
+      },
+    };
+  }
   const upstream = await startUpstream({
     port: 0,
     quiet: !VERBOSE,
@@ -215,14 +234,17 @@ export async function startWorld({ clients, importToml, upstreamAccounts, databa
     proxy = await startProxy({ port, clients, upstreamIssuer: upstream.issuer, importToml, database, config });
   } catch (err) {
     await upstream.close();
+    await fc?.close();
     throw err;
   }
   return {
     proxy,
     upstream,
+    franceconnect: fc,
     async stop() {
       await proxy.stop();
       await upstream.close();
+      await fc?.close();
     },
   };
 }

@@ -41,10 +41,10 @@ fn upstream_page(e: UpstreamError) -> ErrorPage {
     }
 }
 
-/// Where to send the browser to log the aidant in for interaction `interaction_id`.
+/// Where to send the browser to log the aidant in, to come back to the local path `then`.
 pub async fn start(
     app: &App,
-    interaction_id: &str,
+    then: &str,
     browser: &str,
     force_login: bool,
 ) -> Result<String, FrontError> {
@@ -54,7 +54,7 @@ pub async fn start(
         .await
         .map_err(upstream_page)?;
     let login = UpstreamLogin {
-        interaction_id: interaction_id.to_string(),
+        then: then.to_string(),
         browser: browser.to_string(),
         pending,
     };
@@ -119,6 +119,7 @@ pub async fn callback(
         last_seen: now,
         browser: login.browser,
         upstream_id_token: identity.id_token,
+        csrf: tokens::random(),
     };
     let cookie = tokens::random();
     session::save(&app, &cookie, &session).await?;
@@ -139,10 +140,7 @@ pub async fn callback(
     tracing::info!(aidant = %session.aidant_id, "aidant logged in");
 
     Ok(HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/interaction/{}", login.interaction_id),
-        ))
+        .insert_header((header::LOCATION, login.then))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .cookie(app.cookie(SESSION_COOKIE, cookie))
         .finish())

@@ -4,6 +4,7 @@
 //! only then is a code minted.
 
 pub mod login;
+pub mod mandate;
 pub mod page;
 pub mod session;
 
@@ -26,7 +27,8 @@ use page::{html, ErrorPage};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/interaction/{id}", web::get().to(show))
         .route("/interaction/{id}", web::post().to(choose))
-        .route("/login/callback", web::get().to(login::callback));
+        .route("/login/callback", web::get().to(login::callback))
+        .configure(mandate::routes);
 }
 
 struct DemarcheView {
@@ -115,7 +117,7 @@ async fn load(
         }
         stale => Ok(Err(login::start(
             app,
-            id,
+            &format!("/interaction/{id}"),
             &browser,
             ix.force_login || stale.is_some(),
         )

@@ -34,6 +34,11 @@ pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, now: i64) -> bo
     !(idle || too_old || login_asked)
 }
 
+/// Whether the session may act now: not idle longer than the configured limit.
+pub fn active(app: &App, s: &AidantSession, now: i64) -> bool {
+    now - s.last_seen <= app.config.session.idle_timeout_secs as i64
+}
+
 pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<(), EphemeralError> {
     let remaining = (session.auth_time + app.config.session.max_lifetime_secs as i64) - app.now();
     let ttl = Duration::from_secs(remaining.max(1) as u64);

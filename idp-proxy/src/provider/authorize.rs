@@ -98,7 +98,8 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     let location = if fresh {
         format!("/interaction/{id}")
     } else {
-        login::start(app, &id, &browser, interaction.force_login || stale).await?
+        let then = format!("/interaction/{id}");
+        login::start(app, &then, &browser, interaction.force_login || stale).await?
     };
     let mut res = HttpResponse::SeeOther();
     res.insert_header((header::LOCATION, location))

@@ -33,6 +33,8 @@ pub struct App {
     pub store: Store,
     pub ephemeral: Arc<dyn EphemeralStore>,
     pub upstream: Upstream,
+    /// FranceConnect, where usagers log in to give a mandate; absent if not configured.
+    pub franceconnect: Option<Upstream>,
     pub clock: Arc<dyn Clock>,
     pub discovery_json: String,
     /// One permit per database connection: blocking calls queue here, on the async side,

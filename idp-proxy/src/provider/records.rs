@@ -38,12 +38,16 @@ pub struct AidantSession {
     pub browser: String,
     /// For RP-initiated logout at the upstream IdP.
     pub upstream_id_token: String,
+    /// CSRF token of the aidant's own forms (mandate creation).
+    #[serde(default)]
+    pub csrf: String,
 }
 
 /// An upstream login in progress. Key: `up:{state}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UpstreamLogin {
-    pub interaction_id: String,
+    /// The local path to go back to once logged in.
+    pub then: String,
     pub browser: String,
     pub pending: crate::upstream::PendingLogin,
 }
