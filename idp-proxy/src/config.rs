@@ -422,12 +422,54 @@ impl Config {
                 "use sqlite://PATH (embedded) or postgres://USER@HOST/DB",
             ));
         }
-        if self.tokens.code_ttl_secs == 0 || self.tokens.code_ttl_secs > 600 {
-            return Err(self.invalid(
+        let day = 86_400;
+        for (key, value, max, fix) in [
+            (
                 "tokens.code_ttl_secs",
-                "must be between 1 and 600",
+                self.tokens.code_ttl_secs,
+                600,
                 "keep codes short-lived, 60 is the usual value",
-            ));
+            ),
+            (
+                "tokens.access_token_ttl_secs",
+                self.tokens.access_token_ttl_secs,
+                day,
+                "60 is the usual value",
+            ),
+            (
+                "tokens.id_token_ttl_secs",
+                self.tokens.id_token_ttl_secs,
+                day,
+                "300 is the usual value",
+            ),
+            (
+                "session.idle_timeout_secs",
+                self.session.idle_timeout_secs,
+                day,
+                "900 (15 minutes) is the usual value",
+            ),
+            (
+                "session.interaction_ttl_secs",
+                self.session.interaction_ttl_secs,
+                day,
+                "600 is the usual value",
+            ),
+            (
+                "session.max_lifetime_secs",
+                self.session.max_lifetime_secs,
+                7 * day,
+                "43200 (12 hours) is the usual value",
+            ),
+            (
+                "keys.reload_secs",
+                self.keys.reload_secs,
+                day,
+                "10 is the usual value",
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(self.invalid(key, format!("must be between 1 and {max}"), fix));
+            }
         }
         let mut seen = HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {

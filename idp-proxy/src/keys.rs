@@ -326,6 +326,10 @@ impl KeyRing {
             file: "JWE".into(),
             problem: problem.into(),
         };
+        if header.get("zip").is_some() {
+            // A compressed payload could inflate without bound.
+            return Err(undecryptable("compressed JWE refused"));
+        }
         if header.get("alg").and_then(|a| a.as_str()) != Some("RSA-OAEP-256")
             || header.get("enc").and_then(|e| e.as_str()) != Some("A256GCM")
         {

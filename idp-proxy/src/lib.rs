@@ -60,7 +60,13 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
     Ok(App {
         franceconnect,
         discovery_json: provider::discovery::document(&config),
-        db_slots: tokio::sync::Semaphore::new(config.database.max_connections.max(1) as usize),
+        // SQLite has one writer at a time: a single slot keeps queued writers from holding
+        // the connections that inline reads need.
+        db_slots: tokio::sync::Semaphore::new(if store.backend() == "sqlite" {
+            1
+        } else {
+            config.database.max_connections.max(1) as usize
+        }),
         config,
         keys,
         store,

@@ -116,6 +116,7 @@ pub async fn callback(
         aidant_name: format!("{} {}", found.aidant.given_name, found.aidant.family_name),
         organisation_name: organisation.name.clone(),
         auth_time: identity.auth_time.unwrap_or(now).min(now),
+        created_at: now,
         last_seen: now,
         browser: login.browser,
         upstream_id_token: identity.id_token,

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use mandate_store::{Demarche, GiveMandate, Identity};
@@ -15,7 +15,7 @@ use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
 use super::page::{html, ErrorPage};
-use super::{login, session};
+use super::{born, french_date, login, see_other, session, store_failure};
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
 use crate::provider::error::FrontError;
@@ -75,18 +75,6 @@ fn pending_key(id: &str) -> String {
 
 fn ttl(app: &App) -> Duration {
     Duration::from_secs(app.config.session.interaction_ttl_secs)
-}
-
-fn see_other(location: String) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
-}
-
-fn store_failure(e: impl std::fmt::Display) -> FrontError {
-    tracing::error!(error = %e, "mandate store failure");
-    ErrorPage::unavailable().into()
 }
 
 /// The aidant's active session in this browser, or the response that sends them to log in
@@ -350,23 +338,6 @@ async fn franceconnect_logged_out(q: web::Query<LoggedOut>) -> Result<HttpRespon
         })
         .ok_or_else(ErrorPage::expired)?;
     Ok(see_other(format!("/mandats/recapitulatif/{id}")))
-}
-
-fn born(identity: &Identity) -> String {
-    let date = chrono::NaiveDate::parse_from_str(&identity.birthdate, "%Y-%m-%d")
-        .map(|d| d.format("%d/%m/%Y").to_string())
-        .unwrap_or_else(|_| identity.birthdate.clone());
-    if identity.gender == "female" {
-        format!("née le {date}")
-    } else {
-        format!("né le {date}")
-    }
-}
-
-fn french_date(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| d.format("%d/%m/%Y").to_string())
-        .unwrap_or_default()
 }
 
 fn expires_at(now: i64, days: i64) -> i64 {

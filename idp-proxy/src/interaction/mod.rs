@@ -57,21 +57,26 @@ struct ChoosePage {
     error: Option<String>,
 }
 
-fn french_date(ts: i64) -> String {
+pub(crate) fn french_date(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
         .map(|d| d.format("%d/%m/%Y").to_string())
         .unwrap_or_default()
 }
 
-fn view(m: UsableMandate) -> UsagerView {
-    let born = chrono::NaiveDate::parse_from_str(&m.identity.birthdate, "%Y-%m-%d")
+/// "né le 24/08/1962" / "née le …", from the identité pivot.
+pub(crate) fn born(identity: &mandate_store::Identity) -> String {
+    let date = chrono::NaiveDate::parse_from_str(&identity.birthdate, "%Y-%m-%d")
         .map(|d| d.format("%d/%m/%Y").to_string())
-        .unwrap_or_else(|_| m.identity.birthdate.clone());
-    let born = if m.identity.gender == "female" {
-        format!("née le {born}")
+        .unwrap_or_else(|_| identity.birthdate.clone());
+    if identity.gender == "female" {
+        format!("née le {date}")
     } else {
-        format!("né le {born}")
-    };
+        format!("né le {date}")
+    }
+}
+
+fn view(m: UsableMandate) -> UsagerView {
+    let born = born(&m.identity);
     UsagerView {
         name: format!("{} {}", m.identity.given_name, m.identity.family_name),
         born,
@@ -125,14 +130,14 @@ async fn load(
     }
 }
 
-fn see_other(location: String) -> HttpResponse {
+pub(crate) fn see_other(location: String) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
 
-fn store_failure(e: impl std::fmt::Display) -> FrontError {
+pub(crate) fn store_failure(e: impl std::fmt::Display) -> FrontError {
     tracing::error!(error = %e, "mandate store failure");
     ErrorPage::unavailable().into()
 }

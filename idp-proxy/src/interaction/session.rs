@@ -30,7 +30,8 @@ pub async fn current(
 pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, now: i64) -> bool {
     let idle = now - s.last_seen > app.config.session.idle_timeout_secs as i64;
     let too_old = ix.max_age.is_some_and(|m| now - s.auth_time > m);
-    let login_asked = ix.force_login && s.auth_time < ix.created_at;
+    // A session opened after the request came through a login that asked `prompt=login`.
+    let login_asked = ix.force_login && s.created_at < ix.created_at;
     !(idle || too_old || login_asked)
 }
 
@@ -40,7 +41,7 @@ pub fn active(app: &App, s: &AidantSession, now: i64) -> bool {
 }
 
 pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<(), EphemeralError> {
-    let remaining = (session.auth_time + app.config.session.max_lifetime_secs as i64) - app.now();
+    let remaining = (session.created_at + app.config.session.max_lifetime_secs as i64) - app.now();
     let ttl = Duration::from_secs(remaining.max(1) as u64);
     app.ephemeral
         .put_json(&session_key(cookie), session, ttl)

@@ -19,11 +19,7 @@ pub async fn get(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontEr
     authorize(&req, &app, req.query_string().as_bytes()).await
 }
 
-pub async fn post(
-    req: HttpRequest,
-    app: AppData,
-    body: web::Bytes,
-) -> Result<HttpResponse, FrontError> {
+pub async fn post(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, FrontError> {
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -32,12 +28,27 @@ pub async fn post(
     if !form {
         return Err(ErrorPage::bad_request("Requête invalide : formulaire attendu.").into());
     }
-    authorize(&req, &app, &body).await
+    // A cross-site POST carries no SameSite=Lax cookie: handled here, it would replace the
+    // browser cookie and orphan the aidant's session. The same request as a GET keeps them.
+    Params::parse(&body).map_err(|e| ErrorPage::bad_request(format!("Requête invalide : {e}.")))?;
+    let query = String::from_utf8_lossy(&body);
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/authorize?{query}")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
 }
 
 async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpResponse, FrontError> {
     let params = Params::parse(raw)
         .map_err(|e| ErrorPage::bad_request(format!("Requête invalide : {e}.")))?;
+    for name in ["state", "nonce"] {
+        if params.get(name).is_some_and(|v| v.len() > 512) {
+            return Err(ErrorPage::bad_request(format!(
+                "Requête invalide : `{name}` est trop long."
+            ))
+            .into());
+        }
+    }
     let client = checks::client(&app.config, &params)?;
     let to = checks::redirect_uri(client, &params, app.issuer())?;
     let back = |error: OAuthError| FrontError::Redirect {

@@ -33,7 +33,11 @@ pub struct AidantSession {
     /// Shown on the choice page; an aidant's own name, never a usager's.
     pub aidant_name: String,
     pub organisation_name: String,
+    /// When the upstream authenticated the aidant (its clock): the ID token's `auth_time`.
     pub auth_time: i64,
+    /// When this session was opened (our clock): its lifetime and `prompt=login` count here.
+    #[serde(default)]
+    pub created_at: i64,
     pub last_seen: i64,
     pub browser: String,
     /// For RP-initiated logout at the upstream IdP.

@@ -150,7 +150,23 @@ impl Upstream {
             }
         }
         let mut slot = self.discovered.write().await;
-        let fresh = Arc::new(self.discover().await?);
+        // Whoever held the lock before may have refreshed already.
+        if let Some(d) = slot.as_ref() {
+            if d.fetched.elapsed() < MIN_REFRESH {
+                return Ok(d.clone());
+            }
+        }
+        let fresh = match self.discover().await {
+            Ok(d) => Arc::new(d),
+            // A failed routine refresh keeps serving the known keys and endpoints.
+            Err(e) => match slot.as_ref() {
+                Some(stale) if !force => {
+                    tracing::warn!(error = %e, "upstream discovery refresh failed; keeping the last one");
+                    return Ok(stale.clone());
+                }
+                _ => return Err(e),
+            },
+        };
         *slot = Some(fresh.clone());
         Ok(fresh)
     }
