@@ -60,10 +60,11 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
     Ok(App {
         franceconnect,
         discovery_json: provider::discovery::document(&config),
-        // SQLite has one writer at a time: a single slot keeps queued writers from holding
-        // the connections that inline reads need.
+        // SQLite has one writer at a time: two slots (one writing, one ready, so the hand-off
+        // to the blocking pool overlaps the write) keep queued writers from holding the
+        // connections that inline reads need.
         db_slots: tokio::sync::Semaphore::new(if store.backend() == "sqlite" {
-            1
+            2
         } else {
             config.database.max_connections.max(1) as usize
         }),
