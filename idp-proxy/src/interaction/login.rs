@@ -65,26 +65,39 @@ pub async fn start(
     Ok(url)
 }
 
+/// Takes, once, the login record that a callback's `state` names (`{prefix}:{state}`), if it
+/// was started in this browser: a replayed, foreign or expired state gets the "expired" page.
+pub(crate) async fn take_login<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    app: &App,
+    prefix: &str,
+    callback: &Callback,
+    browser_of: impl Fn(&T) -> &String,
+) -> Result<T, FrontError> {
+    let state = callback
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or_else(ErrorPage::expired)?;
+    let login: T = app
+        .ephemeral
+        .take_json(&format!("{prefix}:{state}"))
+        .await?
+        .ok_or_else(ErrorPage::expired)?;
+    let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
+    if !tokens::same(&browser, browser_of(&login)) {
+        return Err(ErrorPage::expired().into());
+    }
+    Ok(login)
+}
+
 pub async fn callback(
     req: HttpRequest,
     app: AppData,
     query: web::Query<Callback>,
 ) -> Result<HttpResponse, FrontError> {
-    let state = query
-        .state
-        .as_deref()
-        .filter(|s| !s.is_empty() && s.len() <= 128)
-        .ok_or_else(ErrorPage::expired)?;
-    // Single use: a replayed or foreign state finds nothing.
-    let login: UpstreamLogin = app
-        .ephemeral
-        .take_json(&format!("up:{state}"))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    let browser = cookie_value(&req, BROWSER_COOKIE).unwrap_or_default();
-    if !tokens::same(&browser, &login.browser) {
-        return Err(ErrorPage::expired().into());
-    }
+    let login: UpstreamLogin =
+        take_login(&req, &app, "up", &query, |l: &UpstreamLogin| &l.browser).await?;
     let identity = app
         .upstream
         .finish(&query, login.pending, &app.keys)

@@ -265,21 +265,11 @@ async fn franceconnect_callback(
     app: AppData,
     query: web::Query<Callback>,
 ) -> Result<HttpResponse, FrontError> {
-    let state = query
-        .state
-        .as_deref()
-        .filter(|s| !s.is_empty() && s.len() <= 128)
-        .ok_or_else(ErrorPage::expired)?;
-    // Single use: a replayed or foreign state finds nothing.
-    let login: FranceConnectLogin = app
-        .ephemeral
-        .take_json(&format!("fc:{state}"))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    let browser = cookie_value(&req, BROWSER_COOKIE).unwrap_or_default();
-    if !tokens::same(&browser, &login.browser) {
-        return Err(ErrorPage::expired().into());
-    }
+    let login: FranceConnectLogin =
+        login::take_login(&req, &app, "fc", &query, |l: &FranceConnectLogin| {
+            &l.browser
+        })
+        .await?;
     let key = pending_key(&login.pending_id);
     let mut pending: Pending = app
         .ephemeral
