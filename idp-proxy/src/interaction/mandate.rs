@@ -353,18 +353,9 @@ async fn pending_of(
     browser: &str,
     s: &AidantSession,
 ) -> Result<Pending, FrontError> {
-    if id.len() > 64 {
-        return Err(ErrorPage::expired().into());
-    }
-    let pending: Pending = app
-        .ephemeral
-        .get_json(&pending_key(id))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    if !tokens::same(&pending.browser, browser)
-        || pending.aidant_id != s.aidant_id
-        || pending.usager.is_none()
-    {
+    let pending: Pending =
+        super::get_bound(app, &pending_key(id), browser, |p: &Pending| &p.browser).await?;
+    if pending.aidant_id != s.aidant_id || pending.usager.is_none() {
         return Err(ErrorPage::expired().into());
     }
     Ok(pending)

@@ -94,6 +94,27 @@ fn view(m: UsableMandate) -> UsagerView {
     }
 }
 
+/// The short-lived record `key` names (from a URL id), if this browser started it.
+pub(crate) async fn get_bound<T: serde::de::DeserializeOwned>(
+    app: &App,
+    key: &str,
+    browser: &str,
+    browser_of: impl Fn(&T) -> &String,
+) -> Result<T, FrontError> {
+    if key.len() > 80 {
+        return Err(ErrorPage::expired().into());
+    }
+    let record: T = app
+        .ephemeral
+        .get_json(key)
+        .await?
+        .ok_or_else(ErrorPage::expired)?;
+    if !tokens::same(browser, browser_of(&record)) {
+        return Err(ErrorPage::expired().into());
+    }
+    Ok(record)
+}
+
 /// The interaction of this URL, in this browser, with a session fresh enough for it; or
 /// the place to send the browser instead (upstream login).
 async fn load(
@@ -101,18 +122,11 @@ async fn load(
     app: &App,
     id: &str,
 ) -> Result<Result<(Interaction, String, AidantSession), String>, FrontError> {
-    if id.len() > 64 {
-        return Err(ErrorPage::expired().into());
-    }
-    let ix: Interaction = app
-        .ephemeral
-        .get_json(&interaction_key(id))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
     let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
-    if !tokens::same(&browser, &ix.browser) {
-        return Err(ErrorPage::expired().into());
-    }
+    let ix: Interaction = get_bound(app, &interaction_key(id), &browser, |i: &Interaction| {
+        &i.browser
+    })
+    .await?;
     let now = app.now();
     match session::current(req, app, &browser).await? {
         Some((cookie, mut s)) if session::satisfies(app, &s, &ix, now) => {

@@ -171,35 +171,35 @@ impl Upstream {
         Ok(fresh)
     }
 
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, UpstreamError> {
+        let unavailable = |e: reqwest::Error| UpstreamError::Unavailable(e.to_string());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)
+    }
+
     async fn discover(&self) -> Result<Discovered, UpstreamError> {
         let unavailable = |e: &dyn std::fmt::Display| UpstreamError::Unavailable(e.to_string());
         let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(|e| unavailable(&e))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| unavailable(&e))?;
-        // Two fields openidconnect's core metadata does not carry.
         // Fields openidconnect's core metadata does not carry, and the raw JWKS.
         let extra: ExtraMetadata = self
-            .http
-            .get(format!(
+            .get_json(&format!(
                 "{}/.well-known/openid-configuration",
                 self.config.issuer
             ))
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?
-            .json()
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let jwks: serde_json::Value = self
-            .http
-            .get(&extra.jwks_uri)
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?
-            .json()
-            .await
-            .map_err(|e| unavailable(&e))?;
+            .await?;
+        let jwks: serde_json::Value = self.get_json(&extra.jwks_uri).await?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
