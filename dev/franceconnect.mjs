@@ -149,7 +149,12 @@ async function endSessionAtOnce(ctx) {
  *   signed ES256, no encryption (add the *_encrypted_response_* metadata and a jwks_uri for it).
  * @param {object[]} [options.accounts=DEMO_USAGERS]
  * @param {boolean} [options.quiet=false] no banner (tests)
- * @returns {Promise<{issuer:string, port:number, provider:Provider, close():Promise<void>}>}
+ * @param {object} [options.misbehave] TESTS ONLY: makes this FranceConnect misbehave, so that
+ *   the relying party's checks can be tested end to end. The object is kept (and returned as
+ *   `misbehave`): a test may change it at run time and must switch it back off afterwards.
+ *   - `idTokenNonce` (string): every ID token issued carries this `nonce` instead of the one of
+ *     the authorization request.
+ * @returns {Promise<{issuer:string, port:number, provider:Provider, misbehave:object, close():Promise<void>}>}
  */
 export async function startFranceConnect({
   port = 9300,
@@ -158,9 +163,10 @@ export async function startFranceConnect({
   clients = defaultClients(),
   accounts = DEMO_USAGERS,
   quiet = false,
+  misbehave = {},
 } = {}) {
   const byId = new Map(accounts.map((a) => [a.sub, a]));
-  return startDevProvider({
+  const fc = await startDevProvider({
     name: 'franceconnect',
     banner: BANNER,
     opName: 'FranceConnect de développement',
@@ -275,6 +281,13 @@ export async function startFranceConnect({
       ttl: { Session: 3600, Grant: 3600 },
     },
     setup(provider) {
+      // TESTS ONLY (options.misbehave): a wrong nonce in the ID token. The authorization code
+      // grant sets `nonce` before issue(), so it is overridden here, at the last moment.
+      const { issue } = provider.IdToken.prototype;
+      provider.IdToken.prototype.issue = function issueMaybeMisbehaving(opts) {
+        if (opts?.use === 'idtoken' && typeof misbehave.idTokenNonce === 'string') this.set('nonce', misbehave.idTokenNonce);
+        return issue.call(this, opts);
+      };
       // Without a logged-in session, oidc-provider answers end_session with a JavaScript
       // auto-submitted form (no logoutSource call): redirect at once there too.
       provider.use(async (ctx, next) => {
@@ -308,6 +321,7 @@ export async function startFranceConnect({
       });
     },
   });
+  return { ...fc, misbehave };
 }
 
 if (isMain(import.meta.url)) {

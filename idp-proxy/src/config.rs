@@ -49,6 +49,10 @@ pub struct Config {
     pub tokens: Tokens,
     #[serde(default)]
     pub session: Session,
+    #[serde(default)]
+    pub mandates: Mandates,
+    #[serde(default)]
+    pub retention: Retention,
     pub upstream: Upstreams,
     #[serde(default)]
     pub clients: Vec<Client>,
@@ -176,6 +180,60 @@ impl Default for Session {
             idle_timeout_secs: default_idle(),
             interaction_ttl_secs: default_interaction(),
             max_lifetime_secs: default_session_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mandates {
+    /// The longest a new mandate may last, in days (the field's rule: twelve months).
+    #[serde(default = "default_mandate_days")]
+    pub max_days: u64,
+}
+
+fn default_mandate_days() -> u64 {
+    365
+}
+
+impl Default for Mandates {
+    fn default() -> Self {
+        Mandates {
+            max_days: default_mandate_days(),
+        }
+    }
+}
+
+/// How long the journal, ended mandates and the identities of usagers without mandates are
+/// kept. Purged by `idp-proxy retention purge`, and by each node when `automatic`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default = "default_retention_days")]
+    pub days: u64,
+    #[serde(default = "default_true")]
+    pub automatic: bool,
+    /// How often a node purges (nodes take turns through the store's write lock).
+    #[serde(default = "default_purge_every")]
+    pub purge_every_secs: u64,
+}
+
+fn default_retention_days() -> u64 {
+    730
+}
+fn default_true() -> bool {
+    true
+}
+fn default_purge_every() -> u64 {
+    86_400
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            days: default_retention_days(),
+            automatic: true,
+            purge_every_secs: default_purge_every(),
         }
     }
 }
@@ -465,6 +523,24 @@ impl Config {
                 self.keys.reload_secs,
                 day,
                 "10 is the usual value",
+            ),
+            (
+                "mandates.max_days",
+                self.mandates.max_days,
+                3 * 365,
+                "365 (twelve months) is the usual value",
+            ),
+            (
+                "retention.days",
+                self.retention.days,
+                100 * 365,
+                "730 (two years) is the usual value",
+            ),
+            (
+                "retention.purge_every_secs",
+                self.retention.purge_every_secs,
+                7 * day,
+                "86400 (daily) is the usual value",
             ),
         ] {
             if value == 0 || value > max {

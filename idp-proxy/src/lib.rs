@@ -100,6 +100,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     });
+    if app.config.retention.automatic {
+        // Nodes take turns through the store's write lock; a purge already done is a no-op.
+        let purge = app.clone();
+        actix_web::rt::spawn(async move {
+            let every = std::time::Duration::from_secs(purge.config.retention.purge_every_secs);
+            let mut tick = actix_web::rt::time::interval(every);
+            loop {
+                tick.tick().await;
+                let now = purge.now();
+                let cutoff = now - purge.config.retention.days as i64 * 86_400;
+                match purge
+                    .write(move |store| store.purge_before(cutoff, now, 1000))
+                    .await
+                {
+                    Ok(Ok(p)) => tracing::info!(
+                        journal_entries = p.journal_entries,
+                        mandates = p.mandates,
+                        usagers = p.usagers,
+                        "retention purge"
+                    ),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention purge failed"),
+                    Err(e) => tracing::warn!(error = %e, "retention purge could not run"),
+                }
+            }
+        });
+    }
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app.clone())

@@ -50,6 +50,8 @@ enum Command {
     #[command(subcommand)]
     Journal(JournalCommand),
     #[command(subcommand)]
+    Retention(RetentionCommand),
+    #[command(subcommand)]
     Config(ConfigCommand),
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -162,6 +164,18 @@ enum JournalCommand {
         /// Last day included (YYYY-MM-DD, UTC).
         #[arg(long)]
         until: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete what is older than `retention.days`: journal entries (the purge is journaled,
+    /// so `journal verify` still verifies the rest), mandates ended before then, and the
+    /// identities of usagers left without mandates. Nodes also do it when
+    /// `retention.automatic` is on.
+    Purge {
+        #[arg(long, default_value_t = 1000)]
+        batch: i64,
     },
 }
 
@@ -390,8 +404,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(&config)?;
             let report = store.verify_journal()?;
             println!(
-                "journal intact: {} entries, last seq {}, last hash {}",
-                report.entries, report.last_seq, report.last_hash
+                "journal intact: {} entries from seq {}, last seq {}, last hash {}",
+                report.entries, report.first_seq, report.last_seq, report.last_hash
+            );
+        }
+        Command::Retention(RetentionCommand::Purge { batch }) => {
+            let store = open(&config)?;
+            let cutoff = now - config.retention.days as i64 * 86_400;
+            let purged = store.purge_before(cutoff, now, batch)?;
+            println!(
+                "purged: {} journal entries, {} mandates, {} usagers (older than {} days)",
+                purged.journal_entries, purged.mandates, purged.usagers, config.retention.days
             );
         }
         Command::Config(ConfigCommand::Check) => {

@@ -200,6 +200,21 @@ impl Store {
         }))
     }
 
+    /// The aidants of an organisation (active or not), by family name.
+    pub fn aidants_of(&self, organisation_id: &str) -> Result<Vec<Aidant>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(aidants::table
+            .inner_join(memberships::table.on(memberships::aidant_id.eq(aidants::id)))
+            .filter(memberships::organisation_id.eq(organisation_id))
+            .order((
+                aidants::family_name.asc(),
+                aidants::given_name.asc(),
+                aidants::id.asc(),
+            ))
+            .select(Aidant::as_select())
+            .load(&mut conn)?)
+    }
+
     /// Every aidant, by family name, with the SIRETs of their organisations.
     pub fn aidants(&self) -> Result<Vec<(Aidant, Vec<String>)>, StoreError> {
         let mut conn = self.conn()?;

@@ -29,6 +29,8 @@ pub enum JournalAction {
     MandateCreated,
     MandateUsed,
     MandateRevoked,
+    /// Entries, mandates and identities past retention were deleted (see `retention`).
+    JournalPurged,
 }
 
 impl JournalAction {
@@ -39,6 +41,7 @@ impl JournalAction {
             JournalAction::MandateCreated => "mandate_created",
             JournalAction::MandateUsed => "mandate_used",
             JournalAction::MandateRevoked => "mandate_revoked",
+            JournalAction::JournalPurged => "journal_purged",
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct JournalFilter {
 /// What `verify_journal` checked.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct JournalReport {
+    /// Where the journal starts: 1, or the entry after the last retention purge.
+    pub first_seq: i64,
     pub entries: i64,
     pub last_seq: i64,
     /// Keep it elsewhere (a log, a ticket): it lets a later check see a truncated tail.
@@ -378,13 +383,28 @@ impl Store {
             .collect()
     }
 
+    /// Whether a `journal_purged` entry from `from_seq` on starts with `record`.
+    fn journal_has_purge(&self, record: &str, from_seq: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let found = journal::table
+            .filter(journal::action.eq(JournalAction::JournalPurged.as_str()))
+            .filter(journal::seq.ge(from_seq))
+            .filter(journal::detail.like(format!("{record} %")))
+            .select(journal::seq)
+            .first::<i64>(&mut conn)
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     /// Verifies the whole journal from its first entry, in batches: every hash matches its
     /// content, every entry links to the one before, no `seq` is missing, and the journal
-    /// starts at `seq` 1 from the genesis hash. Returns how far it verified; a truncated tail
+    /// starts at `seq` 1 from the genesis hash, or right after a retention purge that a later
+    /// (chained) `journal_purged` entry records with the last purged hash. Returns how far it verified; a truncated tail
     /// can only be seen against an anchor kept elsewhere (the returned last hash).
     pub fn verify_journal(&self) -> Result<JournalReport, VerifyError> {
         const BATCH: i64 = 10_000;
         let mut report = JournalReport {
+            first_seq: 1,
             entries: 0,
             last_seq: 0,
             last_hash: GENESIS_HASH.to_owned(),
@@ -396,12 +416,15 @@ impl Store {
             let batch = self.journal_chain(from, BATCH)?;
             if report.last_seq == 0 {
                 if let Some(first) = batch.first() {
-                    if first.seq != 1 {
+                    // A journal starts at seq 1, or right after a recorded retention purge.
+                    let purged = crate::retention::purge_record(first.seq - 1, &first.prev_hash);
+                    if first.seq != 1 && !self.journal_has_purge(&purged, first.seq)? {
                         return Err(VerifyError::Break(ChainBreak {
                             seq: first.seq,
                             kind: ChainBreakKind::Gap { expected: 1 },
                         }));
                     }
+                    report.first_seq = first.seq;
                 }
             }
             verify_chain(&batch).map_err(VerifyError::Break)?;

@@ -14,6 +14,7 @@ mod identity;
 mod journal;
 mod mandate;
 mod organisation;
+mod retention;
 mod schema;
 mod store;
 mod usager;
@@ -30,5 +31,6 @@ pub use journal::{
 };
 pub use mandate::{Actor, GiveMandate, GivenMandate, Mandate, NewMandate, UsableMandate};
 pub use organisation::Organisation;
+pub use retention::Purged;
 pub use store::{Store, Timestamp};
 pub use usager::Usager;

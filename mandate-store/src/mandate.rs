@@ -373,6 +373,11 @@ impl Store {
                 "a mandate covers at least one démarche".to_owned(),
             ));
         }
+        if g.expires_at <= now {
+            return Err(StoreError::Invalid(
+                "a mandate must expire after it is given".to_owned(),
+            ));
+        }
         let sealer = self.sealer();
         let subject_hash = sealer.subject_hash(&g.franceconnect_sub);
         let consent = serde_json::to_string(&g.consent)

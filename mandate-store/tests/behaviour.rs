@@ -9,7 +9,8 @@ use std::sync::Arc;
 use common::*;
 use mandate_store::{
     verify_chain, Actor, ChainBreak, ChainBreakKind, DataKey, Demarche, GiveMandate, JournalAction,
-    JournalFilter, NewJournalEntry, Refusal, Sealer, StoreError, Use, UseError, VerifyError,
+    JournalFilter, NewJournalEntry, Purged, Refusal, Sealer, StoreError, Use, UseError,
+    VerifyError,
 };
 
 behaviours! {
@@ -52,6 +53,9 @@ behaviours! {
     journal_verify_locates_a_delete,
     journal_verify_locates_a_swap,
     journal_verify_locates_a_deleted_first_entry,
+    retention_purge_deletes_the_old_and_keeps_the_journal_verifiable,
+    retention_purge_with_nothing_old_changes_nothing,
+    aidants_of_an_organisation_are_its_members,
 }
 
 fn use_of(w: &World, demarche: Demarche) -> Use {
@@ -1162,4 +1166,81 @@ fn only_an_active_member_records_a_mandate(db: &TestDb) {
             .is_none(),
         "nothing stored"
     );
+}
+
+fn retention_purge_deletes_the_old_and_keeps_the_journal_verifiable(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    for i in 1..=3 {
+        store
+            .record_use(&use_of(&w, Demarche::Argent), NOW + i)
+            .unwrap();
+    }
+    store
+        .revoke_mandate(&w.mandate.id, "fin", Actor::Ops, NOW + 10)
+        .unwrap();
+    let later = NOW + 800 * DAY;
+    let mut g = give(&w.org.id, &w.aidant.id, "fc-later", &[Demarche::Social]);
+    g.expires_at = later + 365 * DAY;
+    let kept = store.give_mandate(&g, later).unwrap();
+    let cutoff = NOW + 730 * DAY;
+    let old = all_entries(db).iter().filter(|e| e.at < cutoff).count() as i64;
+
+    // Small batches: several transactions, each recorded.
+    let purged = store.purge_before(cutoff, later + 1, 2).unwrap();
+    assert_eq!((purged.mandates, purged.usagers), (1, 1));
+    assert_eq!(purged.journal_entries, old);
+    assert_eq!(store.mandate(&w.mandate.id).unwrap(), None);
+    assert_eq!(store.usager(&w.usager.id).unwrap(), None, "identity gone");
+    assert!(store.mandate(&kept.mandate.id).unwrap().is_some());
+    assert!(store.usager(&kept.usager.id).unwrap().is_some());
+    let remaining = all_entries(db);
+    assert!(remaining.iter().all(|e| e.at >= cutoff));
+    assert!(remaining.iter().any(|e| e.action == "journal_purged"));
+
+    // What remains verifies from its new start…
+    let report = store.verify_journal().unwrap();
+    assert_eq!(report.first_seq, old + 1);
+    assert_eq!(report.entries, remaining.len() as i64);
+    // …and a deletion that no purge recorded is still a gap.
+    db.raw_execute(&format!(
+        "DELETE FROM journal WHERE seq = {}",
+        report.first_seq
+    ));
+    let b = broken_at(db);
+    assert_eq!(
+        (b.seq, b.kind),
+        (report.first_seq + 1, ChainBreakKind::Gap { expected: 1 })
+    );
+}
+
+fn retention_purge_with_nothing_old_changes_nothing(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    store
+        .record_use(&use_of(&w, Demarche::Argent), NOW + 1)
+        .unwrap();
+    let before = all_entries(db);
+    let purged = store.purge_before(NOW - DAY, NOW + 2, 100).unwrap();
+    assert_eq!(purged, Purged::default());
+    assert_eq!(all_entries(db), before, "no purge record either");
+    assert_eq!(store.verify_journal().unwrap().first_seq, 1);
+}
+
+fn aidants_of_an_organisation_are_its_members(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    organisation(store, OTHER_SIRET, "Tilleuls");
+    let sophie = aidant(store, "sophie", &[OTHER_SIRET, SIRET]);
+    aidant(store, "other", &[OTHER_SIRET]);
+    let mut ids: Vec<_> = store
+        .aidants_of(&w.org.id)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![w.aidant.id.clone(), sophie.id];
+    expected.sort();
+    assert_eq!(ids, expected);
 }

@@ -4,6 +4,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 
 import { Browser, formFields, makeSp, parseForms, runDemarche, startWorld, textOf } from './harness.mjs';
 import { IMPORT, SIRET_A, SIRET_B, SP1, UPSTREAM_ACCOUNTS } from './world.mjs';
@@ -22,8 +23,9 @@ describe('a mandate given through FranceConnect', () => {
   const origin = (u) => new URL(u).origin;
 
   /** The aidant opens "Nouveau mandat" (logging in upstream if needed) and submits the form;
-   *  the usager logs in at FranceConnect (or cancels). Returns the browser's last page. */
-  async function startMandate({ browser = new Browser(), aidant = 'abdel', demarches = ['argent'], duree = '365', usager = 'fc-jeanne', cancel = false } = {}) {
+   *  the usager logs in at FranceConnect (or cancels). Returns the browser's last page, or,
+   *  with `holdCallback`, FranceConnect's redirect to idp-proxy's callback, not followed. */
+  async function startMandate({ browser = new Browser(), aidant = 'abdel', demarches = ['argent'], duree = '365', usager = 'fc-jeanne', cancel = false, holdCallback = false } = {}) {
     let nav = await browser.navigate(`${world.proxy.issuer}/mandats/nouveau`);
     if (origin(nav.final.url) === origin(world.upstream.issuer)) {
       const login = parseForms(nav.final.body, nav.final.url).find((f) => f.buttons.some((b) => b.name === 'sub'));
@@ -43,9 +45,27 @@ describe('a mandate given through FranceConnect', () => {
       nav = await browser.navigate(abort.action, { method: 'POST', form: formFields(abort) });
     } else {
       const login = forms.find((f) => f.buttons.some((b) => b.name === 'sub'));
-      nav = await browser.navigate(login.action, { method: 'POST', form: { sub: usager } });
+      const stopAt = (u) => holdCallback && u.pathname === '/franceconnect/callback';
+      nav = await browser.navigate(login.action, { method: 'POST', form: { sub: usager }, stopAt });
     }
-    return { browser, page: nav.final };
+    return { browser, page: nav.final, callback: nav.stoppedAt };
+  }
+
+  // The journal, without the aidants' own logins: nothing about a mandate or a usager may appear.
+  const mandates = async () => (await world.proxy.cli(['journal', 'export']))
+    .split('\n').filter((l) => !l.includes(',aidant_login,')).join('\n');
+
+  /** The browser delivers `callback` (a URL) to idp-proxy: the page it ends on. */
+  const deliver = async (browser, callback) => (await browser.navigate(callback.toString())).final;
+
+  /** A page refusing FranceConnect's answer: clear, in French, nothing internal shown.
+   *  `status` undefined: any 4xx or 5xx. */
+  function assertRefused(page, status, reason) {
+    const text = textOf(page.body);
+    if (status) assert.equal(page.status, status, text.slice(0, 300));
+    else assert.ok(page.status >= 400 && page.status < 600, `${page.status}: ${text.slice(0, 300)}`);
+    assert.match(text, reason);
+    assert.doesNotMatch(text, /panicked|backtrace|src\/|Error\(|unwrap/i, 'no internals shown');
   }
 
   async function confirm({ browser, page }) {
@@ -99,9 +119,6 @@ describe('a mandate given through FranceConnect', () => {
   });
 
   it('stores nothing when the usager cancels at FranceConnect', async () => {
-    // The aidant's own login is journaled; nothing about a mandate or a usager may be.
-    const mandates = async () => (await world.proxy.cli(['journal', 'export']))
-      .split('\n').filter((l) => !l.includes(',aidant_login,')).join('\n');
     const before = await mandates();
     const cancelled = await startMandate({ usager: 'fc-michel', cancel: true });
     assert.equal(cancelled.page.status, 403);
@@ -116,6 +133,80 @@ describe('a mandate given through FranceConnect', () => {
     const replay = await started.browser.navigate(callback.url);
     assert.equal(replay.final.status, 400);
     assert.match(textOf(replay.final.body), /expiré/);
+  });
+
+  // The refusals below end on one of these pages, and leave the journal as it was.
+  const NOT_VERIFIED = /Demande invalide.*La réponse de FranceConnect n'a pas pu être vérifiée\. Rien n'a été enregistré/;
+  const EXPIRED = /Demande expirée.*a expiré ou a été ouverte dans un autre navigateur/;
+
+  it('shows a clear page and stores nothing when FranceConnect answers with an error', async () => {
+    const before = await mandates();
+    // FranceConnect's own redirect (its state and iss), carrying an error instead of the code.
+    const { browser, callback } = await startMandate({ holdCallback: true });
+    assert.ok(callback, 'FranceConnect redirected to the callback');
+    callback.searchParams.delete('code');
+    callback.searchParams.set('error', 'server_error');
+    callback.searchParams.set('error_description', 'Panne <b>interne</b>');
+    const page = await deliver(browser, callback);
+    assertRefused(page, undefined, /FranceConnect a signalé une erreur.*Rien n'a été enregistré/);
+    // Not the person's doing: not shown as a cancellation, and FranceConnect's words are not echoed.
+    assert.doesNotMatch(textOf(page.body), /annulée/i);
+    assert.doesNotMatch(page.body, /Panne|server_error/);
+    assert.equal(await mandates(), before, 'no journal entry');
+  });
+
+  it('refuses a state this browser never started, or one started in another browser, and stores nothing', async () => {
+    const before = await mandates();
+    // The aidant's browser has a login of its own in progress; a made-up state (real code and iss)…
+    const { browser, callback } = await startMandate({ holdCallback: true });
+    const forged = new URL(callback);
+    forged.searchParams.set('state', randomBytes(16).toString('base64url'));
+    assertRefused(await deliver(browser, forged), 400, EXPIRED);
+    // …or another aidant's genuine callback (login CSRF: Michel's identity in this browser's mandate).
+    const other = await startMandate({ aidant: 'sophie', usager: 'fc-michel', holdCallback: true });
+    assertRefused(await deliver(browser, other.callback), 400, EXPIRED);
+    assert.equal(await mandates(), before, 'no journal entry');
+    // The foreign delivery did not burn the login under way in its own browser.
+    const own = await deliver(other.browser, other.callback);
+    assert.match(textOf(own.body), /Relisez et confirmez votre mandat/);
+  });
+
+  it('refuses an answer naming another issuer, or none (mix-up), and stores nothing', async () => {
+    const before = await mandates();
+    // A genuine code and state, but the answer claims to come from another OP (the aidants' IdP).
+    const mixed = await startMandate({ holdCallback: true });
+    assert.equal(mixed.callback.searchParams.get('iss'), world.franceconnect.issuer);
+    mixed.callback.searchParams.set('iss', world.upstream.issuer);
+    assertRefused(await deliver(mixed.browser, mixed.callback), 400, NOT_VERIFIED);
+    // FranceConnect announces authorization_response_iss_parameter_supported: no iss, no trust.
+    const bare = await startMandate({ holdCallback: true });
+    bare.callback.searchParams.delete('iss');
+    assertRefused(await deliver(bare.browser, bare.callback), 400, NOT_VERIFIED);
+    assert.equal(await mandates(), before, 'no journal entry');
+  });
+
+  it('refuses an ID token bearing another nonce, and stores nothing', async () => {
+    const before = await mandates();
+    const logFrom = world.proxy.logs().stderr.length;
+    // PKCE ties a code to its verifier, so a swapped code cannot carry a wrong nonce: make
+    // FranceConnect itself misbehave, for this test only.
+    world.franceconnect.misbehave.idTokenNonce = 'not-the-nonce-idp-proxy-sent';
+    let started;
+    try {
+      started = await startMandate();
+    } finally {
+      delete world.franceconnect.misbehave.idTokenNonce;
+    }
+    assertRefused(started.page, 400, NOT_VERIFIED);
+    assert.match(world.proxy.logs().stderr.slice(logFrom), /rejected.*nonce/i, 'refused for its nonce, not for something else');
+    assert.equal(await mandates(), before, 'no journal entry');
+  });
+
+  it('still gives a mandate after all these refusals', async () => {
+    // Nothing above left the world broken (nor FranceConnect misbehaving).
+    const attestation = await confirm(await startMandate({ usager: 'fc-jean-pierre' }));
+    assert.equal(attestation.status, 200);
+    assert.match(textOf(attestation.body), /Attestation de mandat.*LEGRAND/);
   });
 
   it('asks again for a form without démarche', async () => {

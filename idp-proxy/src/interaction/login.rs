@@ -79,16 +79,22 @@ pub(crate) async fn take_login<T: serde::de::DeserializeOwned>(
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .ok_or_else(ErrorPage::expired)?;
-    let login: T = app
+    let key = format!("{prefix}:{state}");
+    // Checked before it is taken: a callback delivered in another browser must not cancel
+    // the login under way in the right one.
+    let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
+    let pending: T = app
         .ephemeral
-        .take_json(&format!("{prefix}:{state}"))
+        .get_json(&key)
         .await?
         .ok_or_else(ErrorPage::expired)?;
-    let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
-    if !tokens::same(&browser, browser_of(&login)) {
+    if !tokens::same(&browser, browser_of(&pending)) {
         return Err(ErrorPage::expired().into());
     }
-    Ok(login)
+    app.ephemeral
+        .take_json(&key)
+        .await?
+        .ok_or_else(|| ErrorPage::expired().into())
 }
 
 pub async fn callback(

@@ -14,33 +14,32 @@ use mandate_store::{Demarche, GiveMandate, Identity};
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
+use super::franceconnect::{self, Purpose};
 use super::page::{html, ErrorPage};
-use super::{born, french_date, login, see_other, session, store_failure};
+use super::{born, french_date, see_other, session, store_failure};
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
 use crate::provider::error::FrontError;
 use crate::provider::records::AidantSession;
-use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
-use crate::upstream::{Callback, PendingLogin, UpstreamError};
+use crate::provider::{tokens, App, AppData};
+use crate::upstream::VerifiedIdentity;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/mandats/nouveau", web::get().to(new_form))
         .route("/mandats/nouveau", web::post().to(new_submit))
-        .route(
-            "/franceconnect/callback",
-            web::get().to(franceconnect_callback),
-        )
-        .route(
-            "/franceconnect/logout-callback",
-            web::get().to(franceconnect_logged_out),
-        )
         .route("/mandats/recapitulatif/{id}", web::get().to(recap))
         .route("/mandats/recapitulatif/{id}", web::post().to(confirm))
         .route("/mandats/{id}/attestation", web::get().to(attestation));
 }
 
-/// Durations offered, in days (those of the field: one day, a month, six months, a year).
-const DURATIONS: [i64; 4] = [1, 31, 182, 365];
+/// Durations offered beside a chosen date, in days (the field's: a day, a month, six months,
+/// a year), as far as `mandates.max_days` allows.
+const DURATIONS: [(i64, &str); 4] = [
+    (1, "Un jour (pour cette démarche seulement)"),
+    (31, "Un mois"),
+    (182, "Six mois"),
+    (365, "Un an"),
+];
 
 /// A mandate being given. Key: `mc:{id}`; ids only until FranceConnect answers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,7 +48,7 @@ struct Pending {
     organisation_id: String,
     browser: String,
     demarches: Vec<Demarche>,
-    days: i64,
+    expires_at: i64,
     usager: Option<FranceConnectUsager>,
 }
 
@@ -61,47 +60,12 @@ struct FranceConnectUsager {
     auth_time: Option<i64>,
 }
 
-/// A FranceConnect login in progress. Key: `fc:{state}`.
-#[derive(Debug, Serialize, Deserialize)]
-struct FranceConnectLogin {
-    pending_id: String,
-    browser: String,
-    pending: PendingLogin,
-}
-
 fn pending_key(id: &str) -> String {
     format!("mc:{id}")
 }
 
 fn ttl(app: &App) -> Duration {
     Duration::from_secs(app.config.session.interaction_ttl_secs)
-}
-
-/// The aidant's active session in this browser, or the response that sends them to log in
-/// first and come back to `then`.
-async fn aidant(
-    req: &HttpRequest,
-    app: &App,
-    then: &str,
-) -> Result<Result<(String, AidantSession), HttpResponse>, FrontError> {
-    let existing = cookie_value(req, BROWSER_COOKIE);
-    let browser = existing.clone().unwrap_or_else(tokens::random);
-    let now = app.now();
-    match session::current(req, app, &browser).await? {
-        Some((cookie, mut s)) if session::active(app, &s, now) => {
-            s.last_seen = now;
-            session::save(app, &cookie, &s).await?;
-            Ok(Ok((browser, s)))
-        }
-        stale => {
-            let url = login::start(app, then, &browser, stale.is_some()).await?;
-            let mut res = see_other(url);
-            if existing.is_none() {
-                let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
-            }
-            Ok(Err(res))
-        }
-    }
 }
 
 struct DemarcheView {
@@ -117,10 +81,43 @@ struct NewPage {
     organisation_name: String,
     csrf: String,
     demarches: Vec<DemarcheView>,
+    durations: Vec<(i64, &'static str)>,
+    /// Bounds of the date field (YYYY-MM-DD).
+    tomorrow: String,
+    last_day: String,
+    last_day_fr: String,
     error: Option<String>,
 }
 
-fn new_page(s: &AidantSession, error: Option<&str>) -> HttpResponse {
+fn durations(app: &App) -> impl Iterator<Item = (i64, &'static str)> {
+    let max = app.config.mandates.max_days as i64;
+    DURATIONS.into_iter().filter(move |(d, _)| *d <= max)
+}
+
+fn paris_day(ts: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .unwrap_or_default()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive()
+}
+
+/// The end of a mandate chosen "until" a day: the last second of that day, Paris time; `None`
+/// if the day is not between tomorrow and `mandates.max_days` from now.
+fn until_day(app: &App, day: &str, now: i64) -> Option<i64> {
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    let max = app.config.mandates.max_days as i64;
+    let today = paris_day(now);
+    if day <= today || day > paris_day(now + max * 86_400) {
+        return None;
+    }
+    let end = day.and_hms_opt(23, 59, 59)?;
+    end.and_local_timezone(chrono_tz::Europe::Paris)
+        .latest()
+        .map(|t| t.timestamp())
+}
+
+fn new_page(app: &App, s: &AidantSession, error: Option<&str>) -> HttpResponse {
+    let now = app.now();
     let page = NewPage {
         aidant_name: s.aidant_name.clone(),
         organisation_name: s.organisation_name.clone(),
@@ -133,6 +130,14 @@ fn new_page(s: &AidantSession, error: Option<&str>) -> HttpResponse {
                 examples: d.examples_fr(),
             })
             .collect(),
+        durations: durations(app).collect(),
+        tomorrow: paris_day(now + 86_400).format("%Y-%m-%d").to_string(),
+        last_day: paris_day(now + app.config.mandates.max_days as i64 * 86_400)
+            .format("%Y-%m-%d")
+            .to_string(),
+        last_day_fr: paris_day(now + app.config.mandates.max_days as i64 * 86_400)
+            .format("%d/%m/%Y")
+            .to_string(),
         error: error.map(str::to_string),
     };
     let status = if error.is_some() {
@@ -144,10 +149,12 @@ fn new_page(s: &AidantSession, error: Option<&str>) -> HttpResponse {
 }
 
 async fn new_form(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
-    Ok(match aidant(&req, &app, "/mandats/nouveau").await? {
-        Ok((_, s)) => new_page(&s, None),
-        Err(login) => login,
-    })
+    Ok(
+        match session::require(&req, &app, "/mandats/nouveau").await? {
+            Ok((_, s)) => new_page(&app, &s, None),
+            Err(login) => login,
+        },
+    )
 }
 
 async fn new_submit(
@@ -155,22 +162,24 @@ async fn new_submit(
     app: AppData,
     body: web::Bytes,
 ) -> Result<HttpResponse, FrontError> {
-    let (browser, s) = match aidant(&req, &app, "/mandats/nouveau").await? {
+    let (browser, s) = match session::require(&req, &app, "/mandats/nouveau").await? {
         Ok(found) => found,
         Err(login) => return Ok(login),
     };
     let mut csrf = String::new();
     let mut demarches = Vec::new();
-    let mut days = None;
+    let mut duree = String::new();
+    let mut day = String::new();
     for (k, v) in url::form_urlencoded::parse(&body) {
         match k.as_ref() {
             "csrf" => csrf = v.into_owned(),
             "demarches" => match v.parse::<Demarche>() {
                 Ok(d) if !demarches.contains(&d) => demarches.push(d),
                 Ok(_) => {}
-                Err(_) => return Ok(new_page(&s, Some("Démarche inconnue."))),
+                Err(_) => return Ok(new_page(&app, &s, Some("Démarche inconnue."))),
             },
-            "duree" => days = v.parse::<i64>().ok().filter(|d| DURATIONS.contains(d)),
+            "duree" => duree = v.into_owned(),
+            "jusquau" => day = v.into_owned(),
             _ => {}
         }
     }
@@ -178,19 +187,29 @@ async fn new_submit(
         return Err(ErrorPage::expired().into());
     }
     if demarches.is_empty() {
-        return Ok(new_page(&s, Some("Choisissez au moins une démarche.")));
+        return Ok(new_page(
+            &app,
+            &s,
+            Some("Choisissez au moins une démarche."),
+        ));
     }
-    let Some(days) = days else {
-        return Ok(new_page(&s, Some("Choisissez une durée.")));
-    };
-    let Some(franceconnect) = app.franceconnect.as_ref() else {
-        return Err(ErrorPage::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "FranceConnect n'est pas disponible",
-            "Ce service n'est pas relié à FranceConnect : un mandat ne peut pas être créé ici.",
-            "Contactez le responsable technique de votre structure.",
-        )
-        .into());
+    let now = app.now();
+    let expires_at = if duree == "date" {
+        match until_day(&app, &day, now) {
+            Some(t) => t,
+            None => {
+                let msg = format!(
+                    "Choisissez une date de fin entre demain et dans {} jours au plus.",
+                    app.config.mandates.max_days
+                );
+                return Ok(new_page(&app, &s, Some(&msg)));
+            }
+        }
+    } else {
+        match durations(&app).find(|(d, _)| d.to_string() == duree) {
+            Some((days, _)) => now + days * 86_400,
+            None => return Ok(new_page(&app, &s, Some("Choisissez une durée."))),
+        }
     };
     let pending_id = tokens::random();
     let pending = Pending {
@@ -198,140 +217,46 @@ async fn new_submit(
         organisation_id: s.organisation_id.clone(),
         browser: browser.clone(),
         demarches,
-        days,
+        expires_at,
         usager: None,
     };
     app.ephemeral
         .put_json(&pending_key(&pending_id), &pending, ttl(&app))
         .await?;
-    let (url, state, login) = franceconnect
-        .login_url(true)
-        .await
-        .map_err(|e| franceconnect_page(&e))?;
-    let record = FranceConnectLogin {
-        pending_id,
-        browser,
-        pending: login,
-    };
-    app.ephemeral
-        .put_json(&format!("fc:{state}"), &record, ttl(&app))
-        .await?;
+    let url = franceconnect::start(&app, &browser, Purpose::GiveMandate(pending_id)).await?;
     Ok(see_other(url))
 }
 
-fn franceconnect_page(e: &UpstreamError) -> ErrorPage {
-    match e {
-        UpstreamError::Unavailable(detail) => {
-            tracing::warn!(%detail, "FranceConnect unavailable");
-            ErrorPage::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "FranceConnect ne répond pas",
-                "La connexion avec FranceConnect est impossible pour le moment. Aucun mandat n'a été créé.",
-                "Réessayez dans quelques minutes.",
-            )
-        }
-        UpstreamError::Denied(_) => ErrorPage::new(
-            StatusCode::FORBIDDEN,
-            "Connexion FranceConnect annulée",
-            "La personne n'a pas terminé sa connexion avec FranceConnect. Aucun mandat n'a été créé.",
-            "Vous pouvez recommencer depuis « Nouveau mandat ».",
-        ),
-        UpstreamError::Rejected(detail) => {
-            tracing::warn!(%detail, "FranceConnect answer rejected");
-            ErrorPage::bad_request(
-                "La réponse de FranceConnect n'a pas pu être vérifiée. Aucun mandat n'a été créé.",
-            )
-        }
-    }
-}
-
-/// The identité pivot from verified userinfo claims (or the ID token's, if no userinfo).
-fn identity_from(claims: &serde_json::Value) -> Option<Identity> {
-    let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    Some(Identity {
-        given_name: text("given_name")?,
-        family_name: text("family_name")?,
-        birthdate: text("birthdate")?,
-        gender: text("gender")?,
-        birthplace: text("birthplace").filter(|b| !b.is_empty()),
-        birthcountry: text("birthcountry")?,
-        email: text("email"),
-        preferred_username: text("preferred_username"),
-    })
-}
-
-async fn franceconnect_callback(
-    req: HttpRequest,
-    app: AppData,
-    query: web::Query<Callback>,
-) -> Result<HttpResponse, FrontError> {
-    let login: FranceConnectLogin =
-        login::take_login(&req, &app, "fc", &query, |l: &FranceConnectLogin| {
-            &l.browser
-        })
-        .await?;
-    let key = pending_key(&login.pending_id);
+/// The usager of a pending mandate logged in at FranceConnect: their verified identity joins
+/// the pending mandate, for the recap.
+pub(super) async fn usager_verified(
+    app: &App,
+    pending_id: &str,
+    verified: &VerifiedIdentity,
+) -> Result<(), FrontError> {
+    let key = pending_key(pending_id);
     let mut pending: Pending = app
         .ephemeral
         .get_json(&key)
         .await?
         .ok_or_else(ErrorPage::expired)?;
-    let franceconnect = app
-        .franceconnect
-        .as_ref()
-        .ok_or_else(ErrorPage::unavailable)?;
-    let verified = franceconnect
-        .finish(&query, login.pending, &app.keys)
-        .await
-        .map_err(|e| franceconnect_page(&e))?;
     let identity = verified
         .userinfo
         .as_ref()
-        .and_then(identity_from)
+        .and_then(franceconnect::identity_from)
         .ok_or_else(|| {
             ErrorPage::bad_request(
                 "FranceConnect n'a pas transmis l'identité complète de la personne. Aucun mandat n'a été créé.",
             )
         })?;
     pending.usager = Some(FranceConnectUsager {
-        sub: verified.subject,
+        sub: verified.subject.clone(),
         identity,
-        acr: verified.acr,
+        acr: verified.acr.clone(),
         auth_time: verified.auth_time,
     });
-    app.ephemeral.put_json(&key, &pending, ttl(&app)).await?;
-    // The usager's FranceConnect session ends at once: the device is the aidant's.
-    let back = format!("{}/franceconnect/logout-callback", app.issuer());
-    let recap = format!("/mandats/recapitulatif/{}", login.pending_id);
-    Ok(see_other(
-        franceconnect
-            .logout_url(&verified.id_token, &back, &login.pending_id)
-            .await
-            .unwrap_or(recap),
-    ))
-}
-
-#[derive(Deserialize)]
-struct LoggedOut {
-    state: Option<String>,
-}
-
-async fn franceconnect_logged_out(q: web::Query<LoggedOut>) -> Result<HttpResponse, FrontError> {
-    let id = q
-        .state
-        .as_deref()
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .ok_or_else(ErrorPage::expired)?;
-    Ok(see_other(format!("/mandats/recapitulatif/{id}")))
-}
-
-fn expires_at(now: i64, days: i64) -> i64 {
-    now + days * 86_400
+    app.ephemeral.put_json(&key, &pending, ttl(app)).await?;
+    Ok(())
 }
 
 #[derive(Template)]
@@ -367,7 +292,7 @@ async fn recap(
     id: web::Path<String>,
 ) -> Result<HttpResponse, FrontError> {
     let then = format!("/mandats/recapitulatif/{id}");
-    let (browser, s) = match aidant(&req, &app, &then).await? {
+    let (browser, s) = match session::require(&req, &app, &then).await? {
         Ok(found) => found,
         Err(login) => return Ok(login),
     };
@@ -385,7 +310,7 @@ async fn recap(
         born: born(&usager.identity),
         organisation_name: s.organisation_name.clone(),
         demarches: pending.demarches.iter().map(|d| d.title_fr()).collect(),
-        expires: french_date(expires_at(app.now(), pending.days)),
+        expires: french_date(pending.expires_at),
     };
     Ok(html(StatusCode::OK, page.render()))
 }
@@ -403,7 +328,7 @@ async fn confirm(
     form: web::Form<ConfirmForm>,
 ) -> Result<HttpResponse, FrontError> {
     let then = format!("/mandats/recapitulatif/{id}");
-    let (browser, s) = match aidant(&req, &app, &then).await? {
+    let (browser, s) = match session::require(&req, &app, &then).await? {
         Ok(found) => found,
         Err(login) => return Ok(login),
     };
@@ -430,7 +355,7 @@ async fn confirm(
         organisation_id: pending.organisation_id,
         aidant_id: pending.aidant_id,
         demarches: pending.demarches,
-        expires_at: expires_at(now, pending.days),
+        expires_at: pending.expires_at,
         // Evidence of consent; the FranceConnect subject itself is kept only hashed.
         consent: serde_json::json!({
             "method": "franceconnect",
@@ -464,6 +389,7 @@ struct AttestationPage {
     expires: String,
     reference: String,
     check_code: String,
+    space_url: String,
 }
 
 async fn attestation(
@@ -472,7 +398,7 @@ async fn attestation(
     id: web::Path<String>,
 ) -> Result<HttpResponse, FrontError> {
     let then = format!("/mandats/{id}/attestation");
-    let (_, s) = match aidant(&req, &app, &then).await? {
+    let (_, s) = match session::require(&req, &app, &then).await? {
         Ok(found) => found,
         Err(login) => return Ok(login),
     };
@@ -521,6 +447,7 @@ async fn attestation(
         expires: french_date(m.expires_at),
         reference: m.id,
         check_code,
+        space_url: format!("{}/mon-espace", app.issuer()),
     };
     Ok(html(StatusCode::OK, page.render()))
 }

@@ -3,10 +3,14 @@
 //! error pages. Then the mandate is re-checked and the use journaled in one transaction, and
 //! only then is a code minted.
 
+pub mod aidant;
+pub mod franceconnect;
+pub mod history;
 pub mod login;
 pub mod mandate;
 pub mod page;
 pub mod session;
+pub mod usager;
 
 use std::time::Duration;
 
@@ -25,10 +29,22 @@ use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
 use page::{html, ErrorPage};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/interaction/{id}", web::get().to(show))
+    cfg.route("/", web::get().to(home))
+        .route("/interaction/{id}", web::get().to(show))
         .route("/interaction/{id}", web::post().to(choose))
         .route("/login/callback", web::get().to(login::callback))
-        .configure(mandate::routes);
+        .configure(mandate::routes)
+        .configure(franceconnect::routes)
+        .configure(usager::routes)
+        .configure(aidant::routes);
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage;
+
+async fn home() -> HttpResponse {
+    html(StatusCode::OK, HomePage.render())
 }
 
 struct DemarcheView {
@@ -57,9 +73,23 @@ struct ChoosePage {
     error: Option<String>,
 }
 
+/// A date as people in France read it (Paris time): "24/08/2026".
 pub(crate) fn french_date(ts: i64) -> String {
+    paris(ts, "%d/%m/%Y")
+}
+
+/// A date and time, Paris time: "24/08/2026 à 14:05".
+pub(crate) fn french_datetime(ts: i64) -> String {
+    paris(ts, "%d/%m/%Y à %H:%M")
+}
+
+fn paris(ts: i64, format: &str) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| d.format("%d/%m/%Y").to_string())
+        .map(|d| {
+            d.with_timezone(&chrono_tz::Europe::Paris)
+                .format(format)
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -149,6 +179,42 @@ pub(crate) fn see_other(location: String) -> HttpResponse {
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
+}
+
+/// The form that ends a mandate (aidant's or usager's page): a confirmation box.
+#[derive(Deserialize)]
+pub(crate) struct EndForm {
+    csrf: String,
+    confirm: Option<String>,
+}
+
+/// A page shown again after a mandate was ended (`?termine=1`).
+#[derive(Deserialize)]
+pub(crate) struct EndedQuery {
+    termine: Option<String>,
+}
+
+impl EndedQuery {
+    fn notice(&self) -> Option<&'static str> {
+        self.termine
+            .as_ref()
+            .map(|_| "Le mandat a pris fin. Plus aucun aidant ne peut l'utiliser.")
+    }
+}
+
+/// A revocation's outcome as a page: refused (not theirs, unknown) or failed.
+fn ended(
+    result: Result<mandate_store::Mandate, mandate_store::StoreError>,
+    not_theirs: &str,
+) -> Result<(), FrontError> {
+    use mandate_store::StoreError;
+    match result {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotAllowed(_) | StoreError::NotFound { .. }) => {
+            Err(ErrorPage::forbidden(not_theirs).into())
+        }
+        Err(e) => Err(store_failure(e)),
+    }
 }
 
 pub(crate) fn store_failure(e: impl std::fmt::Display) -> FrontError {

@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, HttpResponse};
 
+use super::{login, see_other};
 use crate::ephemeral::{EphemeralError, EphemeralJson};
+use crate::provider::error::FrontError;
 use crate::provider::records::{session_key, AidantSession, Interaction};
-use crate::provider::tokens::same;
-use crate::provider::{cookie_value, App, SESSION_COOKIE};
+use crate::provider::tokens::{self, same};
+use crate::provider::{cookie_value, App, BROWSER_COOKIE, SESSION_COOKIE};
 
 /// The session of this request's cookie, if it exists and belongs to this browser.
 pub async fn current(
@@ -46,4 +48,31 @@ pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<()
     app.ephemeral
         .put_json(&session_key(cookie), session, ttl)
         .await
+}
+
+/// The aidant's active session in this browser (with the browser id), or the response that
+/// sends them to log in first and come back to `then`. For the aidant's own pages.
+pub async fn require(
+    req: &HttpRequest,
+    app: &App,
+    then: &str,
+) -> Result<Result<(String, AidantSession), HttpResponse>, FrontError> {
+    let existing = cookie_value(req, BROWSER_COOKIE);
+    let browser = existing.clone().unwrap_or_else(tokens::random);
+    let now = app.now();
+    match current(req, app, &browser).await? {
+        Some((cookie, mut s)) if active(app, &s, now) => {
+            s.last_seen = now;
+            save(app, &cookie, &s).await?;
+            Ok(Ok((browser, s)))
+        }
+        stale => {
+            let url = login::start(app, then, &browser, stale.is_some()).await?;
+            let mut res = see_other(url);
+            if existing.is_none() {
+                let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
+            }
+            Ok(Err(res))
+        }
+    }
 }

@@ -48,6 +48,8 @@ pub type AppData = web::Data<App>;
 pub const BROWSER_COOKIE: &str = "__Host-idp-browser";
 /// The aidant's session.
 pub const SESSION_COOKIE: &str = "__Host-idp-session";
+/// The usager's session in their own space.
+pub const USAGER_COOKIE: &str = "__Host-idp-usager";
 
 impl App {
     pub fn issuer(&self) -> &str {

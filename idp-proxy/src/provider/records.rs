@@ -47,6 +47,16 @@ pub struct AidantSession {
     pub csrf: String,
 }
 
+/// A usager in their own space, after a FranceConnect login. Key: `usp:{sha256(cookie)}`.
+/// Short-lived and not renewed: the device may be a shared one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsagerSession {
+    /// `None`: FranceConnect knows the person, but they never gave a mandate here.
+    pub usager_id: Option<String>,
+    pub browser: String,
+    pub csrf: String,
+}
+
 /// An upstream login in progress. Key: `up:{state}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UpstreamLogin {
@@ -100,6 +110,9 @@ pub fn interaction_key(id: &str) -> String {
 }
 pub fn session_key(cookie: &str) -> String {
     format!("sess:{}", super::tokens::sha256_b64(cookie))
+}
+pub fn usager_session_key(cookie: &str) -> String {
+    format!("usp:{}", super::tokens::sha256_b64(cookie))
 }
 pub fn code_key(code: &str) -> String {
     format!("code:{}", super::tokens::sha256_b64(code))

@@ -1,0 +1,262 @@
+//! The usager's own space (DESIGN.md §3.3): they log in with FranceConnect, see the mandates
+//! they gave (running and ended), everything done in their name, and end a mandate. The
+//! session is short and never renewed; it holds the usager's id only.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use mandate_store::{Actor, JournalAction, JournalFilter, NewJournalEntry, StoreError};
+use serde::Deserialize;
+
+use super::franceconnect::{self, Purpose};
+use super::history::{self, HistoryRow};
+use super::page::{html, ErrorPage};
+use super::{french_date, see_other, store_failure, EndForm, EndedQuery};
+use crate::ephemeral::EphemeralJson;
+use crate::journal;
+use crate::provider::error::FrontError;
+use crate::provider::records::{usager_session_key, UsagerSession};
+use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, USAGER_COOKIE};
+use crate::upstream::VerifiedIdentity;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/mon-espace", web::get().to(space))
+        .route("/mon-espace/connexion", web::get().to(log_in))
+        .route("/mon-espace/deconnexion", web::post().to(log_out))
+        .route("/mon-espace/mandats/{id}/fin", web::post().to(end));
+}
+
+/// Most entries shown in the usager's history (newest first).
+const HISTORY_LIMIT: i64 = 200;
+
+fn ttl(app: &App) -> Duration {
+    Duration::from_secs(app.config.session.interaction_ttl_secs)
+}
+
+/// The usager logged in at FranceConnect for their space: the session cookie to set. A
+/// person who never gave a mandate here gets a session too, to be told so.
+pub(super) async fn logged_in(
+    app: &App,
+    browser: &str,
+    verified: &VerifiedIdentity,
+) -> Result<actix_web::cookie::Cookie<'static>, FrontError> {
+    let sub = verified.subject.clone();
+    let now = app.now();
+    let usager_id = app
+        .write(move |store| {
+            let Some(usager) = store.usager_by_franceconnect_sub(&sub)? else {
+                return Ok::<_, StoreError>(None);
+            };
+            // Who looked at the journal is part of the journal.
+            let entry = NewJournalEntry {
+                action: JournalAction::UsagerLogin.into(),
+                usager_id: Some(usager.id.clone()),
+                ..Default::default()
+            };
+            store.journal_append(&entry, now)?;
+            Ok(Some(usager.id))
+        })
+        .await
+        .map_err(store_failure)?
+        .map_err(store_failure)?;
+    let session = UsagerSession {
+        usager_id,
+        browser: browser.to_string(),
+        csrf: tokens::random(),
+    };
+    let cookie = tokens::random();
+    app.ephemeral
+        .put_json(&usager_session_key(&cookie), &session, ttl(app))
+        .await?;
+    tracing::info!(known = session.usager_id.is_some(), "usager logged in");
+    Ok(app.cookie(USAGER_COOKIE, cookie))
+}
+
+/// The usager session of this request, if it belongs to this browser.
+async fn current(req: &HttpRequest, app: &App) -> Result<Option<UsagerSession>, FrontError> {
+    let (Some(cookie), Some(browser)) = (
+        cookie_value(req, USAGER_COOKIE),
+        cookie_value(req, BROWSER_COOKIE),
+    ) else {
+        return Ok(None);
+    };
+    let session: Option<UsagerSession> =
+        app.ephemeral.get_json(&usager_session_key(&cookie)).await?;
+    Ok(session.filter(|s| tokens::same(&s.browser, &browser)))
+}
+
+#[derive(Template)]
+#[template(path = "usager_login.html")]
+struct LoginPage;
+
+async fn log_in(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
+    let existing = cookie_value(&req, BROWSER_COOKIE);
+    let browser = existing.clone().unwrap_or_else(tokens::random);
+    let url = franceconnect::start(&app, &browser, Purpose::UsagerSpace).await?;
+    let mut res = see_other(url);
+    if existing.is_none() {
+        let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
+    }
+    Ok(res)
+}
+
+struct MandateView {
+    id: String,
+    organisation: String,
+    demarches: Vec<&'static str>,
+    created: String,
+    expires: String,
+    /// Why and when it ended; `None` while it runs.
+    ended: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "usager_space.html")]
+struct SpacePage {
+    name: String,
+    csrf: String,
+    running: Vec<MandateView>,
+    ended: Vec<MandateView>,
+    history: Vec<HistoryRow>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "usager_unknown.html")]
+struct UnknownPage {
+    csrf: String,
+}
+
+async fn space(
+    req: HttpRequest,
+    app: AppData,
+    q: web::Query<EndedQuery>,
+) -> Result<HttpResponse, FrontError> {
+    let Some(session) = current(&req, &app).await? else {
+        return Ok(html(StatusCode::OK, LoginPage.render()));
+    };
+    let Some(usager_id) = session.usager_id.clone() else {
+        let page = UnknownPage { csrf: session.csrf };
+        return Ok(html(StatusCode::OK, page.render()));
+    };
+    let now = app.now();
+    let found = app
+        .read(move |store| {
+            let Some(usager) = store.usager(&usager_id)? else {
+                return Ok(None);
+            };
+            let mut mandates = Vec::new();
+            for m in store.mandates_of_usager(&usager_id)? {
+                let organisation = store
+                    .organisation(&m.organisation_id)?
+                    .map(|o| o.name)
+                    .unwrap_or_default();
+                mandates.push((m, organisation));
+            }
+            let filter = JournalFilter {
+                usager_id: Some(usager_id),
+                limit: Some(HISTORY_LIMIT),
+                ..Default::default()
+            };
+            let lines = journal::lines(store, &filter, None)?;
+            Ok::<_, StoreError>(Some((usager, mandates, lines)))
+        })
+        .await
+        .map_err(store_failure)?
+        .map_err(store_failure)?;
+    let Some((usager, mandates, lines)) = found else {
+        // Purged since the login: nothing to show any more.
+        let page = UnknownPage { csrf: session.csrf };
+        return Ok(html(StatusCode::OK, page.render()));
+    };
+    let (mut running, mut ended) = (Vec::new(), Vec::new());
+    for (m, organisation) in mandates {
+        let view = MandateView {
+            ended: match m.revoked_at {
+                Some(at) => Some(format!("Terminé le {}", french_date(at))),
+                None if m.expires_at <= now => {
+                    Some(format!("Expiré le {}", french_date(m.expires_at)))
+                }
+                None => None,
+            },
+            id: m.id,
+            organisation,
+            demarches: m.demarches.iter().map(|d| d.title_fr()).collect(),
+            created: french_date(m.created_at),
+            expires: french_date(m.expires_at),
+        };
+        if view.ended.is_some() {
+            ended.push(view);
+        } else {
+            running.push(view);
+        }
+    }
+    let page = SpacePage {
+        name: format!(
+            "{} {}",
+            usager.identity.given_name, usager.identity.family_name
+        ),
+        csrf: session.csrf,
+        running,
+        ended,
+        history: history::rows(&app, &lines),
+        notice: q.notice(),
+    };
+    Ok(html(StatusCode::OK, page.render()))
+}
+
+async fn end(
+    req: HttpRequest,
+    app: AppData,
+    id: web::Path<String>,
+    form: web::Form<EndForm>,
+) -> Result<HttpResponse, FrontError> {
+    let session = current(&req, &app).await?.ok_or_else(ErrorPage::expired)?;
+    if !tokens::same(&form.csrf, &session.csrf) {
+        return Err(ErrorPage::expired().into());
+    }
+    let usager_id = session.usager_id.ok_or_else(ErrorPage::expired)?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Ok(see_other("/mon-espace".to_string()));
+    }
+    let (id, now) = (id.into_inner(), app.now());
+    let result = app
+        .write(move |store| {
+            store.revoke_mandate(&id, "ended by the usager", Actor::Usager(usager_id), now)
+        })
+        .await
+        .map_err(store_failure)?;
+    super::ended(result, "Ce mandat n'est pas l'un des vôtres.")?;
+    tracing::info!("mandate ended by its usager");
+    Ok(see_other("/mon-espace?termine=1".to_string()))
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "usager_logged_out.html")]
+struct LoggedOutPage;
+
+async fn log_out(
+    req: HttpRequest,
+    app: AppData,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, FrontError> {
+    if let (Some(cookie), Some(session)) = (
+        cookie_value(&req, USAGER_COOKIE),
+        current(&req, &app).await?,
+    ) {
+        if !tokens::same(&form.csrf, &session.csrf) {
+            return Err(ErrorPage::expired().into());
+        }
+        app.ephemeral.delete(&usager_session_key(&cookie)).await?;
+    }
+    let mut res = html(StatusCode::OK, LoggedOutPage.render());
+    let _ = res.add_cookie(&app.removal_cookie(USAGER_COOKIE));
+    Ok(res)
+}
