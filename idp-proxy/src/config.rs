@@ -27,7 +27,7 @@ pub enum ConfigError {
         problem: String,
         fix: String,
     },
-    #[error("{file}: `{key}`: cannot read {path}: {source}")]
+    #[error("{file}: `{key}`: cannot read {path}")]
     SecretFile {
         file: String,
         key: String,

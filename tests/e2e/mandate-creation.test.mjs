@@ -4,6 +4,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 import { Browser, formFields, makeSp, parseForms, runDemarche, startWorld, textOf } from './harness.mjs';
@@ -103,6 +105,22 @@ describe('a mandate given through FranceConnect', () => {
     await world.proxy.cli(['mandates', 'revoke', mandateId, '--reason', 'fin']);
     const refused = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, choose: () => `${mandateId}:social` });
     assert.equal(refused.code, null);
+  });
+
+  it('stores the usager\'s identity sealed: no name or birthdate in the database file', async () => {
+    const started = await startMandate({ usager: 'fc-jeanne', demarches: ['famille'] });
+    assert.equal((await confirm(started)).status, 200);
+    if (!existsSync(join(world.proxy.dir, 'idp-proxy.sqlite'))) return; // PostgreSQL run: see mandate-store's suite
+    // The database file and its write-ahead log, as bytes: what a stolen disk would show.
+    const bytes = ['idp-proxy.sqlite', 'idp-proxy.sqlite-wal']
+      .filter((f) => existsSync(join(world.proxy.dir, f)))
+      .map((f) => readFileSync(join(world.proxy.dir, f)).toString('latin1'))
+      .join('');
+    assert.ok(bytes.includes('mandate_created'), 'the dump is real');
+    // (MARTIN alone would match the aidant Sophie MARTIN: aidants' professional names are kept.)
+    for (const clear of ['Jeanne', '1951-02-03', 'jeanne.martin@example.org', 'fc-jeanne', 'DURAND']) {
+      assert.ok(!bytes.includes(clear), `${clear} is stored in clear`);
+    }
   });
 
   it('attaches a second mandate of the same person, from another organisation, to the same usager', async () => {

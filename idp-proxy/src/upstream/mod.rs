@@ -289,8 +289,9 @@ impl Upstream {
         let nonce = Nonce::new(pending.nonce);
         let claims = match parsed.claims(&d.client.id_token_verifier(), &nonce) {
             Ok(c) => c.clone(),
-            Err(first) => {
-                // The upstream may have rotated its keys: refresh once and retry.
+            Err(first @ openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
+                // The upstream may have rotated its keys: refresh once and retry. Any other
+                // failure (nonce, audience, expiry) is the answer's own and is final.
                 let d = self.discovered(true).await?;
                 let verifier = d.client.id_token_verifier();
                 let claims = parsed
@@ -299,6 +300,7 @@ impl Upstream {
                     .clone();
                 claims
             }
+            Err(other) => return Err(UpstreamError::Rejected(format!("id_token: {other}"))),
         };
         let acr = claims.auth_context_ref().map(|a| a.to_string());
         if let Some(wanted) = &self.config.acr_values {
