@@ -15,8 +15,10 @@ pub struct JournalLine {
     pub action: String,
     pub demarche: Option<Demarche>,
     pub client_id: Option<String>,
+    pub aidant_id: Option<String>,
     pub aidant: Option<String>,
     pub organisation: Option<String>,
+    pub usager_id: Option<String>,
     pub usager: Option<String>,
     pub mandate_id: Option<String>,
 }
@@ -65,8 +67,10 @@ pub fn lines(
             action: e.action,
             demarche: e.demarche,
             client_id: e.client_id,
+            aidant_id: e.aidant_id,
             aidant,
             organisation,
+            usager_id: e.usager_id,
             usager,
             mandate_id: e.mandate_id,
         });

@@ -105,7 +105,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let purge = app.clone();
         actix_web::rt::spawn(async move {
             let every = std::time::Duration::from_secs(purge.config.retention.purge_every_secs);
-            let mut tick = actix_web::rt::time::interval(every);
+            // A minute after start, then every period: a node restarted more often than the
+            // period still purges.
+            let first = actix_web::rt::time::Instant::now() + std::time::Duration::from_secs(60);
+            let mut tick = actix_web::rt::time::interval_at(first, every);
             loop {
                 tick.tick().await;
                 let now = purge.now();
@@ -130,7 +133,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         actix_web::App::new()
             .app_data(app.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY))
-            .app_data(web::FormConfig::default().limit(MAX_BODY))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(MAX_BODY)
+                    .error_handler(|err, _| {
+                        // Our pages' forms always carry their fields: one that lacks some is
+                        // stale or forged, and gets the French page, not a parser message.
+                        let page = interaction::page::ErrorPage::expired().response();
+                        actix_web::error::InternalError::from_response(err, page).into()
+                    }),
+            )
             .wrap(
                 middleware::DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))

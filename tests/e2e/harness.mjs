@@ -280,6 +280,8 @@ export async function startProxy({ clients, upstreamIssuer, importToml, database
     keys: { dir: 'keys' },
     tokens: { code_ttl_secs: 60, access_token_ttl_secs: 300, id_token_ttl_secs: 300 },
     session: { idle_timeout_secs: 900 },
+    // The seeded world keeps an expired mandate to test refusals: no purge behind the tests' back.
+    retention: { automatic: false },
     'upstream.aidant': {
       issuer: upstreamIssuer,
       client_id: 'idp-proxy',

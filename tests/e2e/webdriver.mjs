@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { freePort } from './harness.mjs';
 
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
-export const KEY = { TAB: '\uE004', SPACE: '\uE00D', ENTER: '\uE007' };
+export const KEY = {
+  TAB: '\uE004', SPACE: '\uE00D', ENTER: '\uE007', ARROW_UP: '\uE013', ARROW_DOWN: '\uE015',
+};
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const CHROMEDRIVER = process.env.CHROMEDRIVER_BIN || '/usr/bin/chromedriver';
@@ -84,6 +86,8 @@ export class Session {
   click(el) { return this.cmd('POST', `/element/${el}/click`, {}); }
   text(el) { return this.cmd('GET', `/element/${el}/text`); }
   attribute(el, name) { return this.cmd('GET', `/element/${el}/attribute/${name}`); }
+  /** A DOM property (`value` of a select or a date field is a property, not an attribute). */
+  property(el, name) { return this.cmd('GET', `/element/${el}/property/${name}`); }
   selected(el) { return this.cmd('GET', `/element/${el}/selected`); }
   async active() { return (await this.cmd('GET', '/element/active'))[ELEMENT]; }
   async bodyText() { return this.text(await this.find('body')); }
@@ -95,6 +99,9 @@ export class Session {
   }
 
   script(code, args = []) { return this.cmd('POST', '/execute/sync', { script: code, args }); }
+
+  /** A Chrome DevTools Protocol command through chromedriver (e.g. Emulation.setEmulatedMedia). */
+  cdp(cmd, params = {}) { return this.cmd('POST', '/goog/cdp/execute', { cmd, params }); }
 
   async waitFor(predicate, what, timeout = 10_000) {
     const end = Date.now() + timeout;

@@ -201,7 +201,15 @@ async fn organisation_journal(
     app: AppData,
     q: web::Query<JournalQuery>,
 ) -> Result<HttpResponse, FrontError> {
-    let (_, s) = match session::require(&req, &app, "/structure/journal").await? {
+    // Back to the same filters after a login.
+    let then = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.len() <= 512)
+        .unwrap_or("/structure/journal")
+        .to_string();
+    let (_, s) = match session::require(&req, &app, &then).await? {
         Ok(found) => found,
         Err(login) => return Ok(login),
     };
@@ -219,7 +227,7 @@ async fn organisation_journal(
         .as_deref()
         .filter(|d| !d.is_empty())
         .map(|d| d.parse::<Demarche>());
-    let aidant = q.aidant.clone().filter(|a| !a.is_empty() && a.len() <= 64);
+    let aidant = q.aidant.clone().filter(|a| !a.is_empty());
     let (since, until) = (day_bound(&du, false), day_bound(&au, true));
     let error = match (since, until, &demarche) {
         (None, _, _) | (_, None, _) => Some("Les dates doivent être au format AAAA-MM-JJ."),
@@ -250,30 +258,45 @@ async fn organisation_journal(
         .await
         .map_err(store_failure)?
         .map_err(store_failure)?;
+    let error = error.or_else(|| {
+        aidant
+            .as_ref()
+            .filter(|id| !members.iter().any(|m| &m.id == *id))
+            .map(|_| "Cet aidant n'est pas membre de votre structure.")
+    });
+    let lines = if error.is_some() { Vec::new() } else { lines };
 
     let used: Vec<_> = lines
         .iter()
         .filter(|l| l.action == JournalAction::MandateUsed.as_str())
         .collect();
-    let usagers: HashSet<_> = used.iter().filter_map(|l| l.usager.as_ref()).collect();
+    // People and aidants are counted by id: two people may share a name.
+    let usagers: HashSet<_> = used.iter().filter_map(|l| l.usager_id.as_ref()).collect();
     let mut by_demarche: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut by_aidant: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_aidant: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for l in &used {
         if let Some(d) = l.demarche {
             *by_demarche.entry(d.title_fr()).or_default() += 1;
         }
+        let name = l.aidant.as_deref().unwrap_or("—");
         *by_aidant
-            .entry(l.aidant.as_deref().unwrap_or("—"))
+            .entry((name, l.aidant_id.as_deref().unwrap_or_default()))
             .or_default() += 1;
     }
-    let counts = |m: BTreeMap<&str, usize>| {
-        m.into_iter()
-            .map(|(label, count)| Count {
-                label: label.to_string(),
-                count,
-            })
-            .collect()
-    };
+    let by_demarche = by_demarche
+        .into_iter()
+        .map(|(label, count)| Count {
+            label: label.to_string(),
+            count,
+        })
+        .collect();
+    let by_aidant = by_aidant
+        .into_iter()
+        .map(|((name, _), count)| Count {
+            label: name.to_string(),
+            count,
+        })
+        .collect();
     let page = JournalPage {
         organisation_name: s.organisation_name.clone(),
         demarches: Demarche::ALL
@@ -294,8 +317,8 @@ async fn organisation_journal(
             .collect(),
         usagers: usagers.len(),
         demarches_done: used.len(),
-        by_demarche: counts(by_demarche),
-        by_aidant: counts(by_aidant),
+        by_demarche,
+        by_aidant,
         total: lines.len(),
         rows: history::rows(&app, &lines[..lines.len().min(JOURNAL_ROWS)]),
         du,
