@@ -3,6 +3,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 
 import { makeSp, runDemarche, trace } from './harness.mjs';
 import { SIRET_A, SP1, startSeededWorld } from './world.mjs';
@@ -88,5 +90,32 @@ describe('operations CLI', () => {
     const m = /journal intact: (\d+) entries/.exec(out);
     assert.ok(m, out);
     assert.ok(Number(m[1]) >= 8, `imports, logins and uses are journaled: ${out}`);
+  });
+
+  // Last in this file: it tampers with the database behind the service's back, as an operator
+  // with SQL access could, and `journal verify` must say where (exit 1, the entry's seq).
+  it('locates an edit, a deletion and a swap made in SQL', async () => {
+    if (process.env.E2E_DATABASE_URL) return; // the store suite does the same on PostgreSQL
+    const db = join(world.proxy.dir, 'idp-proxy.sqlite');
+    const sql = (q) => execFileSync('sqlite3', ['-cmd', '.timeout 5000', db, q], { encoding: 'utf8' });
+    const broken = async () => {
+      const r = await world.proxy.cliResult(['journal', 'verify']);
+      assert.equal(r.code, 1, r.stdout);
+      return r.stderr;
+    };
+    // An edit, located; then undone.
+    const action = sql('SELECT action FROM journal WHERE seq = 3').trim();
+    sql("UPDATE journal SET action = 'aidant_login_forged' WHERE seq = 3");
+    assert.match(await broken(), /journal entry 3: content does not match its hash \(edited\)/);
+    sql(`UPDATE journal SET action = '${action}' WHERE seq = 3`);
+    // A swap of two entries (their seq exchanged): the first moved one no longer links; undone.
+    const swap = 'UPDATE journal SET seq = -4 WHERE seq = 4; UPDATE journal SET seq = 4 WHERE seq = 5; UPDATE journal SET seq = 5 WHERE seq = -4;';
+    sql(swap);
+    assert.match(await broken(), /journal entry 4: prev_hash does not match the previous entry's hash/);
+    sql(swap);
+    assert.match(await world.proxy.cli(['journal', 'verify']), /journal intact/);
+    // A deletion: the next entry names the gap.
+    sql('DELETE FROM journal WHERE seq = 6');
+    assert.match(await broken(), /journal entry 7: sequence gap, expected 6/);
   });
 });
