@@ -314,6 +314,18 @@ pub struct Client {
     pub id_token_signed_response_alg: SigningAlg,
     #[serde(default = "yes")]
     pub pkce_required: bool,
+    /// This client's access-token lifetime, if shorter than `tokens.access_token_ttl_secs`.
+    #[serde(default)]
+    pub access_token_ttl_secs: Option<u64>,
+}
+
+impl Client {
+    /// The lifetime of the access tokens this client receives.
+    pub fn access_token_ttl(&self, tokens: &Tokens) -> u64 {
+        // `validate` keeps it between 1 and the default.
+        self.access_token_ttl_secs
+            .unwrap_or(tokens.access_token_ttl_secs)
+    }
 }
 
 fn yes() -> bool {
@@ -584,6 +596,16 @@ impl Config {
                     )
                 })?;
             }
+            let max_ttl = self.tokens.access_token_ttl_secs;
+            if c.access_token_ttl_secs
+                .is_some_and(|t| t == 0 || t > max_ttl)
+            {
+                return Err(self.invalid(
+                    &key("access_token_ttl_secs"),
+                    format!("must be between 1 and tokens.access_token_ttl_secs ({max_ttl})"),
+                    "shorten it, or omit it to use the default",
+                ));
+            }
             if c.demarches.is_empty() {
                 return Err(self.invalid(
                     &key("demarches"),
@@ -709,5 +731,22 @@ demarches = ["argent"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("clients[0].client_secret_sha256"), "{err}");
+    }
+
+    #[test]
+    fn a_client_access_token_lifetime_stays_within_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |ttl: &str| {
+            BASE.replace(
+                "demarches = [\"argent\"]",
+                &format!("demarches = [\"argent\"]\naccess_token_ttl_secs = {ttl}"),
+            )
+        };
+        let c = Config::load(&write(dir.path(), &with("30"))).unwrap();
+        assert_eq!(c.clients[0].access_token_ttl(&c.tokens), 30);
+        let err = Config::load(&write(dir.path(), &with("100000")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[0].access_token_ttl_secs"), "{err}");
     }
 }

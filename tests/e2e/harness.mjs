@@ -167,6 +167,7 @@ function clientToml(c) {
     demarches: c.demarches,
     id_token_signed_response_alg: c.id_token_signed_response_alg ?? 'ES256',
     pkce_required: c.pkce_required ?? true,
+    ...(c.access_token_ttl_secs ? { access_token_ttl_secs: c.access_token_ttl_secs } : {}),
   };
 }
 

@@ -370,6 +370,7 @@ pub async fn choose(
             demarche,
             acr: ix.acr.clone(),
             auth_time: s.auth_time,
+            issued_at: 0,
         },
         redirect_uri: ix.redirect_uri.clone(),
         code_challenge: ix.code_challenge.clone(),

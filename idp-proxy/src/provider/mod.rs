@@ -7,6 +7,7 @@ pub mod checks;
 pub mod claims;
 pub mod discovery;
 pub mod error;
+pub mod introspection;
 pub mod logout;
 pub mod params;
 pub mod records;
@@ -127,6 +128,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(authorize::get))
     .route("/authorize", web::post().to(authorize::post))
     .route("/token", web::post().to(token::token))
+    .route("/revoke", web::post().to(introspection::revoke))
+    .route("/introspect", web::post().to(introspection::introspect))
     .route("/userinfo", web::get().to(userinfo::userinfo))
     .route("/userinfo", web::post().to(userinfo::userinfo))
     .route("/end_session", web::get().to(logout::get))

@@ -87,6 +87,9 @@ pub struct Delegation {
     pub acr: String,
     #[serde(rename = "t")]
     pub auth_time: i64,
+    /// When the access token was issued (0 in a code, not issued yet).
+    #[serde(rename = "i", default)]
+    pub issued_at: i64,
 }
 
 /// An authorization code: the delegation, plus what the token request must match.

@@ -59,7 +59,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
 
 /// Rule: the client authenticates with the one method it registered, and its secret's
 /// SHA-256 matches in constant time.
-fn authenticate<'a>(
+pub(super) fn authenticate<'a>(
     req: &HttpRequest,
     app: &'a App,
     params: &Params,
@@ -153,11 +153,15 @@ pub async fn token(
     let checked = check_mandate(&app, delegation, now).await?;
 
     let access_token = app.keys.access_token_for(code);
-    let at_ttl = app.config.tokens.access_token_ttl_secs;
+    let at_ttl = client.access_token_ttl(&app.config.tokens);
+    let issued = Delegation {
+        issued_at: now,
+        ..delegation.clone()
+    };
     app.ephemeral
         .put_json(
             &access_token_key(&access_token),
-            delegation,
+            &issued,
             Duration::from_secs(at_ttl),
         )
         .await?;

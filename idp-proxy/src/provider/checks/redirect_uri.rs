@@ -39,6 +39,7 @@ mod tests {
             demarches: vec![],
             id_token_signed_response_alg: SigningAlg::ES256,
             pkce_required: true,
+            access_token_ttl_secs: None,
         }
     }
 
