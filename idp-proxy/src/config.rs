@@ -301,22 +301,80 @@ pub struct Client {
     pub client_id: String,
     #[serde(default)]
     pub name: Option<String>,
-    /// Hex SHA-256 of the client secret: the secret itself is never in config. Client secrets
-    /// are random and long, so a fast hash is enough and keeps the token endpoint cheap.
-    pub client_secret_sha256: String,
+    /// Hex SHA-256 of the client secret (`client_secret_basic`, `client_secret_post`): the
+    /// secret itself is never in config. Client secrets are random and long, so a fast hash
+    /// is enough and keeps the token endpoint cheap.
     #[serde(default)]
-    pub token_endpoint_auth_method: AuthMethod,
+    pub client_secret_sha256: String,
+    /// `client_secret_jwt` only: the shared secret itself (an HMAC key), read from this file.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: ClientAuth,
+    /// The one algorithm the client signs its assertions with (`private_key_jwt`: ES256,
+    /// RS256 or PS256, any of them if unset; `client_secret_jwt`: HS256).
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The client's public keys (assertion signatures, encryption), inline…
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// …or fetched (cached, refreshed on an unknown `kid`).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     pub demarches: Vec<Demarche>,
     #[serde(default)]
     pub id_token_signed_response_alg: SigningAlg,
+    /// ID tokens encrypted to the client's key (A256GCM), signed inside.
+    #[serde(default)]
+    pub id_token_encrypted_response_alg: Option<EncryptionAlg>,
+    #[serde(default)]
+    pub id_token_encrypted_response_enc: Option<String>,
+    /// Userinfo as a signed JWT (`application/jwt`) rather than JSON.
+    #[serde(default)]
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
+    #[serde(default)]
+    pub userinfo_encrypted_response_alg: Option<EncryptionAlg>,
+    #[serde(default)]
+    pub userinfo_encrypted_response_enc: Option<String>,
     #[serde(default = "yes")]
     pub pkce_required: bool,
     /// This client's access-token lifetime, if shorter than `tokens.access_token_ttl_secs`.
     #[serde(default)]
     pub access_token_ttl_secs: Option<u64>,
+}
+
+/// How a client authenticates at the token, revocation and introspection endpoints.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+    ClientSecretJwt,
+    PrivateKeyJwt,
+}
+
+impl ClientAuth {
+    pub const ALL: [ClientAuth; 4] = [
+        ClientAuth::ClientSecretBasic,
+        ClientAuth::ClientSecretPost,
+        ClientAuth::ClientSecretJwt,
+        ClientAuth::PrivateKeyJwt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::ClientSecretBasic => "client_secret_basic",
+            ClientAuth::ClientSecretPost => "client_secret_post",
+            ClientAuth::ClientSecretJwt => "client_secret_jwt",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
 }
 
 impl Client {
@@ -354,16 +412,52 @@ pub enum SigningAlg {
     #[default]
     ES256,
     RS256,
+    PS256,
 }
 
 impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::ES256, SigningAlg::RS256, SigningAlg::PS256];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SigningAlg::ES256 => "ES256",
             SigningAlg::RS256 => "RS256",
+            SigningAlg::PS256 => "PS256",
+        }
+    }
+
+    /// Key-file prefix in the key ring (`es256-…`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "es256-",
+            SigningAlg::RS256 => "rs256-",
+            SigningAlg::PS256 => "ps256-",
         }
     }
 }
+
+/// Key management for encrypting ID tokens and userinfo to a client (content: A256GCM).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum EncryptionAlg {
+    #[serde(rename = "RSA-OAEP-256")]
+    RsaOaep256,
+    #[serde(rename = "ECDH-ES")]
+    EcdhEs,
+}
+
+impl EncryptionAlg {
+    pub const ALL: [EncryptionAlg; 2] = [EncryptionAlg::RsaOaep256, EncryptionAlg::EcdhEs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptionAlg::RsaOaep256 => "RSA-OAEP-256",
+            EncryptionAlg::EcdhEs => "ECDH-ES",
+        }
+    }
+}
+
+/// The only content encryption offered.
+pub const CONTENT_ENCRYPTION: &str = "A256GCM";
 
 impl Config {
     /// Reads `file`, applies `IDP_PROXY_*` overrides, resolves relative paths against the
@@ -399,7 +493,22 @@ impl Config {
             upstreams.push(fc);
         }
         for upstream in upstreams {
-            resolve_secret_file(upstream, base, &name)?;
+            resolve_secret_file(
+                &mut upstream.client_secret_file,
+                &mut upstream.client_secret,
+                "upstream.*.client_secret_file",
+                base,
+                &name,
+            )?;
+        }
+        for client in &mut config.clients {
+            resolve_secret_file(
+                &mut client.client_secret_file,
+                &mut client.client_secret,
+                "clients[].client_secret_file",
+                base,
+                &name,
+            )?;
         }
         config.validate()?;
         Ok(config)
@@ -407,22 +516,28 @@ impl Config {
 }
 
 /// Reads `client_secret_file` (relative to the config file) into `client_secret`.
-fn resolve_secret_file(u: &mut UpstreamIdp, base: &Path, name: &str) -> Result<(), ConfigError> {
+fn resolve_secret_file(
+    file: &mut Option<PathBuf>,
+    secret: &mut Option<String>,
+    key: &str,
+    base: &Path,
+    name: &str,
+) -> Result<(), ConfigError> {
     {
-        if let Some(path) = u.client_secret_file.take() {
+        if let Some(path) = file.take() {
             let path = if path.is_relative() {
                 base.join(path)
             } else {
                 path
             };
-            let secret =
+            let text =
                 std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
                     file: name.to_string(),
-                    key: "upstream.*.client_secret_file".into(),
+                    key: key.into(),
                     path: path.display().to_string(),
                     source,
                 })?;
-            u.client_secret = Some(secret.trim().to_string());
+            *secret = Some(text.trim().to_string());
         }
     }
     Ok(())
@@ -569,17 +684,7 @@ impl Config {
                     "give each client a unique client_id",
                 ));
             }
-            let hex_ok = c.client_secret_sha256.len() == 64
-                && c.client_secret_sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit());
-            if !hex_ok {
-                return Err(self.invalid(
-                    &key("client_secret_sha256"),
-                    "not a hex SHA-256",
-                    "run `idp-proxy clients hash-secret` and paste its output",
-                ));
-            }
+            self.validate_client_keys(c, &key)?;
             if c.redirect_uris.is_empty() {
                 return Err(self.invalid(
                     &key("redirect_uris"),
@@ -611,6 +716,119 @@ impl Config {
                     &key("demarches"),
                     "empty",
                     "list the démarches this service provider serves, e.g. [\"argent\"]",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A client's authentication and keys: what its method needs, and coherent encryption.
+    fn validate_client_keys(
+        &self,
+        c: &Client,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let has_keys = c.jwks.is_some() || c.jwks_uri.is_some();
+        let signing = c.token_endpoint_auth_signing_alg.as_deref();
+        match c.token_endpoint_auth_method {
+            ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost => {
+                let hex_ok = c.client_secret_sha256.len() == 64
+                    && c.client_secret_sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit());
+                if !hex_ok {
+                    return Err(self.invalid(
+                        &key("client_secret_sha256"),
+                        "not a hex SHA-256",
+                        "run `idp-proxy clients hash-secret` and paste its output",
+                    ));
+                }
+            }
+            ClientAuth::ClientSecretJwt => {
+                if c.client_secret.as_ref().is_none_or(|s| s.len() < 32) {
+                    return Err(self.invalid(
+                        &key("client_secret_file"),
+                        "client_secret_jwt needs the shared secret (32 characters or more)",
+                        "point client_secret_file at a file holding the secret",
+                    ));
+                }
+                if signing.is_some_and(|a| a != "HS256") {
+                    return Err(self.invalid(
+                        &key("token_endpoint_auth_signing_alg"),
+                        "client_secret_jwt assertions are HS256",
+                        "set it to \"HS256\" or omit it",
+                    ));
+                }
+            }
+            ClientAuth::PrivateKeyJwt => {
+                if !has_keys {
+                    return Err(self.invalid(
+                        &key("jwks_uri"),
+                        "private_key_jwt needs the client's public keys",
+                        "set jwks_uri (or jwks)",
+                    ));
+                }
+                if signing.is_some_and(|a| !SigningAlg::ALL.iter().any(|s| s.as_str() == a)) {
+                    return Err(self.invalid(
+                        &key("token_endpoint_auth_signing_alg"),
+                        "not an asymmetric algorithm we verify",
+                        "use ES256, RS256 or PS256",
+                    ));
+                }
+            }
+        }
+        if c.jwks.is_some() && c.jwks_uri.is_some() {
+            return Err(self.invalid(&key("jwks"), "both jwks and jwks_uri", "keep one of them"));
+        }
+        if let Some(jwks) = &c.jwks {
+            if !jwks.get("keys").is_some_and(|k| k.is_array()) {
+                return Err(self.invalid(
+                    &key("jwks"),
+                    "not a JWK Set",
+                    "write it as { keys = [ { kty = …, kid = …, … } ] }",
+                ));
+            }
+        }
+        if let Some(uri) = &c.jwks_uri {
+            check_redirect_uri(uri).map_err(|p| {
+                self.invalid(
+                    &key("jwks_uri"),
+                    format!("{uri}: {p}"),
+                    "use an absolute https URL (http only on loopback)",
+                )
+            })?;
+        }
+        for (alg, enc, what) in [
+            (
+                c.id_token_encrypted_response_alg,
+                &c.id_token_encrypted_response_enc,
+                "id_token_encrypted_response",
+            ),
+            (
+                c.userinfo_encrypted_response_alg,
+                &c.userinfo_encrypted_response_enc,
+                "userinfo_encrypted_response",
+            ),
+        ] {
+            if enc.as_deref().is_some_and(|e| e != CONTENT_ENCRYPTION) {
+                return Err(self.invalid(
+                    &key(&format!("{what}_enc")),
+                    "only A256GCM is offered",
+                    "set it to \"A256GCM\" or omit it",
+                ));
+            }
+            if enc.is_some() && alg.is_none() {
+                return Err(self.invalid(
+                    &key(&format!("{what}_alg")),
+                    "an enc without an alg",
+                    "set the alg (RSA-OAEP-256 or ECDH-ES)",
+                ));
+            }
+            if alg.is_some() && !has_keys {
+                return Err(self.invalid(
+                    &key("jwks_uri"),
+                    "encryption needs the client's public keys",
+                    "set jwks_uri (or jwks)",
                 ));
             }
         }

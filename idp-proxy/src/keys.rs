@@ -96,8 +96,8 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl KeyRing {
-    /// Creates whatever the ring lacks (an ES256 key, an RS256 key, a data key, the subject
-    /// key) and returns the files written. Existing keys are never touched.
+    /// Creates whatever the ring lacks (ES256, RS256 and PS256 signing keys, an encryption
+    /// key, a data key, the subject key) and returns the files written. Existing keys are never touched.
     pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
         let rng = SystemRandom::new();
         if !dir.exists() {
@@ -121,13 +121,17 @@ impl KeyRing {
             write_private(&path, pkcs8.as_ref()).map_err(io(dir))?;
             written.push(path);
         }
-        if !has("rs256-") {
-            // ring cannot generate RSA keys: OpenSSL (through josekit) does, ring signs.
-            let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)
-                .map_err(|e| KeyError::Generate(e.to_string()))?;
-            let path = dir.join(format!("{}.p8", new_kid("rs256", &rng)?));
-            write_private(&path, &pair.to_der_private_key()).map_err(io(dir))?;
-            written.push(path);
+        for alg in [SigningAlg::RS256, SigningAlg::PS256] {
+            if !has(alg.prefix()) {
+                // ring cannot generate RSA keys: OpenSSL (through josekit) does, ring signs.
+                // One key per algorithm: a key is never used with two paddings.
+                let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)
+                    .map_err(|e| KeyError::Generate(e.to_string()))?;
+                let kid = new_kid(alg.prefix().trim_end_matches('-'), &rng)?;
+                let path = dir.join(format!("{kid}.p8"));
+                write_private(&path, &pair.to_der_private_key()).map_err(io(dir))?;
+                written.push(path);
+            }
         }
         if !has("enc-") {
             // What FranceConnect v2 encrypts ID tokens and userinfo to (RSA-OAEP-256).
@@ -191,11 +195,10 @@ impl KeyRing {
                                             "kid": kid, "n": n, "e": e}));
                 encryption.push((kid.to_string(), decrypter));
             } else if let Some(kid) = name.strip_suffix(".p8") {
-                let alg = if kid.starts_with("es256-") {
-                    SigningAlg::ES256
-                } else if kid.starts_with("rs256-") {
-                    SigningAlg::RS256
-                } else {
+                let Some(alg) = SigningAlg::ALL
+                    .into_iter()
+                    .find(|a| kid.starts_with(a.prefix()))
+                else {
                     continue;
                 };
                 let der = bytes()?;
@@ -208,13 +211,13 @@ impl KeyRing {
                         )
                         .map_err(|_| bad("not a P-256 PKCS#8 key"))?,
                     ),
-                    SigningAlg::RS256 => Pair::Rsa(
+                    SigningAlg::RS256 | SigningAlg::PS256 => Pair::Rsa(
                         RsaKeyPair::from_pkcs8(&der)
                             .or_else(|_| RsaKeyPair::from_der(&der))
                             .map_err(|_| bad("not an RSA private key (PKCS#8 or PKCS#1)"))?,
                     ),
                 };
-                let public_jwk = public_jwk(kid, &pair, &der).map_err(|p| bad(&p))?;
+                let public_jwk = public_jwk(kid, alg, &pair, &der).map_err(|p| bad(&p))?;
                 let header = json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"});
                 signing.push(SigningKey {
                     kid: kid.to_string(),
@@ -252,7 +255,7 @@ impl KeyRing {
             dir: dir.display().to_string(),
             problem: problem.into(),
         };
-        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        for alg in SigningAlg::ALL {
             if !signing.iter().any(|k| k.alg == alg) {
                 return Err(missing(&format!("no {} signing key", alg.as_str())));
             }
@@ -411,6 +414,10 @@ impl KeyRing {
         let msg = &jwt[..h.len() + 1 + p.len()];
         let (alg, public): (&dyn signature::VerificationAlgorithm, &[u8]) = match &key.pair {
             Pair::Ec(k) => (&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref()),
+            Pair::Rsa(k) if key.alg == SigningAlg::PS256 => (
+                &signature::RSA_PSS_2048_8192_SHA256,
+                k.public_key().as_ref(),
+            ),
             Pair::Rsa(k) => (
                 &signature::RSA_PKCS1_2048_8192_SHA256,
                 k.public_key().as_ref(),
@@ -423,39 +430,30 @@ impl KeyRing {
     }
 }
 
-/// Verifies a compact JWS (ES256 or RS256) against a provider's JWKS, choosing the key by
-/// `kid` (or the only key of that algorithm), and returns its claims. Claim checks (iss, aud,
-/// exp…) are the caller's.
-pub fn verify_with_jwks(jws: &str, jwks: &serde_json::Value) -> Option<serde_json::Value> {
+/// Verifies a compact JWS against a JWKS (a provider's, or a client's), with one of the
+/// `allowed` algorithms only, choosing the key by `kid` (or the only key of that type), and
+/// returns its claims. Claim checks (iss, aud, exp…) are the caller's. `none` and HMAC never
+/// pass here: a public key is not a shared secret.
+pub fn verify_with_jwks(
+    jws: &str,
+    jwks: &serde_json::Value,
+    allowed: &[SigningAlg],
+) -> Option<serde_json::Value> {
     let mut parts = jws.split('.');
     let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
     }
     let header: serde_json::Value = serde_json::from_slice(&B64.decode(h).ok()?).ok()?;
-    let alg = header.get("alg")?.as_str()?;
+    let alg_name = header.get("alg")?.as_str()?;
+    let alg = allowed.iter().copied().find(|a| a.as_str() == alg_name)?;
     let kid = header.get("kid").and_then(|k| k.as_str());
-    let kty = match alg {
-        "ES256" => "EC",
-        "RS256" => "RSA",
-        _ => return None,
-    };
-    let candidates: Vec<&serde_json::Value> = jwks
-        .get("keys")?
-        .as_array()?
-        .iter()
-        .filter(|k| k.get("kty").and_then(|t| t.as_str()) == Some(kty))
-        .filter(|k| k.get("use").and_then(|u| u.as_str()).unwrap_or("sig") == "sig")
-        .filter(|k| kid.is_none() || k.get("kid").and_then(|x| x.as_str()) == kid)
-        .collect();
-    let [jwk] = candidates.as_slice() else {
-        return None;
-    };
+    let jwk = jwk_for(jwks, alg, kid)?;
     let field = |name: &str| -> Option<Vec<u8>> { B64.decode(jwk.get(name)?.as_str()?).ok() };
     let msg = &jws.as_bytes()[..h.len() + 1 + p.len()];
     let sig = B64.decode(s).ok()?;
     let verified = match alg {
-        "ES256" => {
+        SigningAlg::ES256 => {
             let (x, y) = (field("x")?, field("y")?);
             if x.len() != 32 || y.len() != 32 {
                 return None;
@@ -467,17 +465,123 @@ pub fn verify_with_jwks(jws: &str, jwks: &serde_json::Value) -> Option<serde_jso
                 .verify(msg, &sig)
                 .is_ok()
         }
-        _ => signature::RsaPublicKeyComponents {
-            n: field("n")?,
-            e: field("e")?,
+        SigningAlg::RS256 | SigningAlg::PS256 => {
+            let padding = if alg == SigningAlg::PS256 {
+                &signature::RSA_PSS_2048_8192_SHA256
+            } else {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            };
+            signature::RsaPublicKeyComponents {
+                n: field("n")?,
+                e: field("e")?,
+            }
+            .verify(padding, msg, &sig)
+            .is_ok()
         }
-        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, &sig)
-        .is_ok(),
     };
     if !verified {
         return None;
     }
     serde_json::from_slice(&B64.decode(p).ok()?).ok()
+}
+
+/// Whether a JWKS names a key `kid`.
+pub fn jwks_has_kid(jwks: &serde_json::Value, kid: &str) -> bool {
+    jwks.get("keys")
+        .and_then(|k| k.as_array())
+        .is_some_and(|keys| {
+            keys.iter()
+                .any(|k| k.get("kid").and_then(|x| x.as_str()) == Some(kid))
+        })
+}
+
+/// The one signature key of a JWKS that fits `alg` (by key type, `use`, `alg` if stated) and
+/// `kid` (if given).
+fn jwk_for<'a>(
+    jwks: &'a serde_json::Value,
+    alg: SigningAlg,
+    kid: Option<&str>,
+) -> Option<&'a serde_json::Value> {
+    let kty = match alg {
+        SigningAlg::ES256 => "EC",
+        SigningAlg::RS256 | SigningAlg::PS256 => "RSA",
+    };
+    let text = |k: &'a serde_json::Value, name: &str| k.get(name).and_then(|v| v.as_str());
+    let candidates: Vec<&serde_json::Value> = jwks
+        .get("keys")?
+        .as_array()?
+        .iter()
+        .filter(|k| text(k, "kty") == Some(kty))
+        .filter(|k| text(k, "use").unwrap_or("sig") == "sig")
+        .filter(|k| text(k, "alg").is_none_or(|a| a == alg.as_str()))
+        .filter(|k| kid.is_none() || text(k, "kid") == kid)
+        .collect();
+    match candidates.as_slice() {
+        [jwk] => Some(jwk),
+        _ => None,
+    }
+}
+
+/// Encrypts `payload` (compact JWE, `alg` with A256GCM) to the client's encryption key: the
+/// one of its JWKS with `use: enc` (or no `use`) of the right type and, if stated, `alg`.
+/// `cty: "JWT"` marks a signed JWT inside (nested JWT).
+pub fn encrypt_to(
+    jwks: &serde_json::Value,
+    alg: crate::config::EncryptionAlg,
+    payload: &[u8],
+    nested_jwt: bool,
+) -> Result<String, KeyError> {
+    use crate::config::EncryptionAlg;
+    let bad = |problem: String| KeyError::Bad {
+        file: "client JWKS".into(),
+        problem,
+    };
+    let kty = match alg {
+        EncryptionAlg::RsaOaep256 => "RSA",
+        EncryptionAlg::EcdhEs => "EC",
+    };
+    let text = |k: &serde_json::Value, name: &str| {
+        k.get(name).and_then(|v| v.as_str()).map(str::to_string)
+    };
+    let key = jwks
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .into_iter()
+        .flatten()
+        .find(|k| {
+            text(k, "kty").as_deref() == Some(kty)
+                && text(k, "use").is_none_or(|u| u == "enc")
+                && text(k, "alg").is_none_or(|a| a == alg.as_str())
+        })
+        .ok_or_else(|| bad(format!("no {} key for {}", kty, alg.as_str())))?;
+    let map = key
+        .as_object()
+        .cloned()
+        .ok_or_else(|| bad("key is not an object".into()))?;
+    let jwk = josekit::jwk::Jwk::from_map(map).map_err(|e| bad(e.to_string()))?;
+    let mut header = josekit::jwe::JweHeader::new();
+    header.set_content_encryption(crate::config::CONTENT_ENCRYPTION);
+    if nested_jwt {
+        header.set_content_type("JWT");
+    }
+    if let Some(kid) = jwk.key_id() {
+        header.set_key_id(kid);
+    }
+    let out = match alg {
+        EncryptionAlg::RsaOaep256 => {
+            let encrypter = josekit::jwe::RSA_OAEP_256
+                .encrypter_from_jwk(&jwk)
+                .map_err(|e| bad(e.to_string()))?;
+            josekit::jwe::serialize_compact(payload, &header, &encrypter)
+        }
+        EncryptionAlg::EcdhEs => {
+            let encrypter = josekit::jwe::ECDH_ES
+                .encrypter_from_jwk(&jwk)
+                .map_err(|e| bad(e.to_string()))?;
+            josekit::jwe::serialize_compact(payload, &header, &encrypter)
+        }
+    };
+    out.map_err(|e| bad(e.to_string()))
 }
 
 impl SigningKey {
@@ -493,8 +597,13 @@ impl SigningKey {
                 .as_ref()
                 .to_vec(),
             Pair::Rsa(k) => {
+                let padding: &dyn signature::RsaEncoding = if self.alg == SigningAlg::PS256 {
+                    &signature::RSA_PSS_SHA256
+                } else {
+                    &signature::RSA_PKCS1_SHA256
+                };
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, rng, jwt.as_bytes(), &mut sig)
+                k.sign(padding, rng, jwt.as_bytes(), &mut sig)
                     .map_err(|_| KeyError::Sign)?;
                 sig
             }
@@ -505,7 +614,12 @@ impl SigningKey {
     }
 }
 
-fn public_jwk(kid: &str, pair: &Pair, der: &[u8]) -> Result<serde_json::Value, String> {
+fn public_jwk(
+    kid: &str,
+    alg: SigningAlg,
+    pair: &Pair,
+    der: &[u8],
+) -> Result<serde_json::Value, String> {
     Ok(match pair {
         Pair::Ec(p) => {
             // Uncompressed point: 0x04 || x || y.
@@ -520,7 +634,7 @@ fn public_jwk(kid: &str, pair: &Pair, der: &[u8]) -> Result<serde_json::Value, S
                 .to_jwk_public_key();
             let n = jwk.parameter("n").cloned().ok_or("no modulus")?;
             let e = jwk.parameter("e").cloned().ok_or("no exponent")?;
-            json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e})
+            json!({"kty": "RSA", "use": "sig", "alg": alg.as_str(), "kid": kid, "n": n, "e": e})
         }
     })
 }
@@ -545,7 +659,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ring");
         let written = KeyRing::generate(&dir).unwrap();
-        assert_eq!(written.len(), 5);
+        assert_eq!(written.len(), 6);
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "the ring directory is private");
         for f in &written {
@@ -557,7 +671,7 @@ mod tests {
         let ring = KeyRing::load(&dir).unwrap();
         let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
-        assert_eq!(keys.len(), 3);
+        assert_eq!(keys.len(), 4);
         let enc: Vec<_> = keys.iter().filter(|k| k["use"] == "enc").collect();
         assert_eq!(
             (enc.len(), enc[0]["alg"].as_str()),
@@ -568,7 +682,7 @@ mod tests {
                 assert!(k.get(private).is_none(), "{private} published");
             }
         }
-        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        for alg in SigningAlg::ALL {
             let jwt = ring.sign(alg, &json!({"sub": "x"})).unwrap();
             assert_eq!(ring.verify_own(&jwt).unwrap()["sub"], "x");
             // A flipped payload byte breaks the signature.
@@ -637,24 +751,55 @@ mod tests {
     }
 
     #[test]
+    fn encrypts_to_the_enc_key_of_a_jwks() {
+        use crate::config::EncryptionAlg;
+        let dir = tempfile::tempdir().unwrap();
+        KeyRing::generate(dir.path()).unwrap();
+        let ring = KeyRing::load(dir.path()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+        let jwe = encrypt_to(&jwks, EncryptionAlg::RsaOaep256, b"secret", true).unwrap();
+        assert_eq!(ring.decrypt(&jwe).unwrap(), b"secret");
+        let header: serde_json::Value =
+            serde_json::from_slice(&B64.decode(jwe.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            (
+                header["alg"].as_str(),
+                header["enc"].as_str(),
+                header["cty"].as_str()
+            ),
+            (Some("RSA-OAEP-256"), Some("A256GCM"), Some("JWT"))
+        );
+        // No EC encryption key in this JWKS: nothing is sent in clear instead.
+        assert!(encrypt_to(&jwks, EncryptionAlg::EcdhEs, b"secret", true).is_err());
+    }
+
+    #[test]
     fn verifies_a_jws_against_a_published_jwks_only() {
         let dir = tempfile::tempdir().unwrap();
         KeyRing::generate(dir.path()).unwrap();
         let ring = KeyRing::load(dir.path()).unwrap();
         let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
-        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        let other = tempfile::tempdir().unwrap();
+        KeyRing::generate(other.path()).unwrap();
+        let other: serde_json::Value =
+            serde_json::from_str(KeyRing::load(other.path()).unwrap().jwks_json()).unwrap();
+        for alg in SigningAlg::ALL {
             let jws = ring.sign(alg, &json!({"sub": "s"})).unwrap();
-            assert_eq!(verify_with_jwks(&jws, &jwks).unwrap()["sub"], "s");
-            let other = tempfile::tempdir().unwrap();
-            KeyRing::generate(other.path()).unwrap();
-            let other: serde_json::Value =
-                serde_json::from_str(KeyRing::load(other.path()).unwrap().jwks_json()).unwrap();
+            assert_eq!(
+                verify_with_jwks(&jws, &jwks, &SigningAlg::ALL).unwrap()["sub"],
+                "s"
+            );
             assert!(
-                verify_with_jwks(&jws, &other).is_none(),
+                verify_with_jwks(&jws, &other, &SigningAlg::ALL).is_none(),
                 "another provider's keys"
             );
+            let others: Vec<_> = SigningAlg::ALL.into_iter().filter(|a| *a != alg).collect();
+            assert!(
+                verify_with_jwks(&jws, &jwks, &others).is_none(),
+                "an algorithm not allowed"
+            );
         }
-        assert!(verify_with_jwks("a.b", &jwks).is_none());
+        assert!(verify_with_jwks("a.b", &jwks, &SigningAlg::ALL).is_none());
     }
 
     #[test]

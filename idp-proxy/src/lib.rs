@@ -59,6 +59,7 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
         .transpose()?;
     Ok(App {
         franceconnect,
+        client_keys: provider::client_keys::ClientKeys::new(std::time::Duration::from_secs(5))?,
         discovery_json: provider::discovery::document(&config),
         // SQLite has one writer at a time: two slots (one writing, one ready, so the hand-off
         // to the blocking pool overlaps the write) keep queued writers from holding the

@@ -79,6 +79,7 @@ function tomlValue(v) {
   if (typeof v === 'boolean') return String(v);
   if (v instanceof Date) return v.toISOString();
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (v && typeof v === 'object') return `{ ${tomlPairs(v).split('\n').join(', ')} }`; // inline table
   throw new TypeError(`TOML: unsupported value ${JSON.stringify(v)}`);
 }
 
@@ -160,7 +161,7 @@ function clientToml(c) {
   return {
     client_id: c.client_id,
     name: c.name ?? `Service de test ${c.client_id}`,
-    client_secret_sha256: sha256hex(c.client_secret),
+    client_secret_sha256: c.client_secret ? sha256hex(c.client_secret) : undefined,
     token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
     redirect_uris: c.redirect_uris,
     post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
@@ -168,8 +169,16 @@ function clientToml(c) {
     id_token_signed_response_alg: c.id_token_signed_response_alg ?? 'ES256',
     pkce_required: c.pkce_required ?? true,
     ...(c.access_token_ttl_secs ? { access_token_ttl_secs: c.access_token_ttl_secs } : {}),
+    // Keys and JOSE metadata (#4), passed as they are when given.
+    ...Object.fromEntries(CLIENT_JOSE_KEYS.filter((k) => c[k] !== undefined).map((k) => [k, c[k]])),
   };
 }
+
+const CLIENT_JOSE_KEYS = [
+  'jwks', 'jwks_uri', 'token_endpoint_auth_signing_alg', 'client_secret_file',
+  'id_token_encrypted_response_alg', 'id_token_encrypted_response_enc',
+  'userinfo_signed_response_alg', 'userinfo_encrypted_response_alg', 'userinfo_encrypted_response_enc',
+];
 
 async function waitForDiscovery(issuer, child, stderrRef, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
@@ -727,22 +736,30 @@ function sameEndpoint(a, b) {
  * @param {boolean} [o.exchange=true] false: stop at the SP callback, no token request
  * @param {(result) => Promise<void>} [o.beforeToken] runs between the callback and the token request
  * @param {Browser} [o.browser] reuse a browser (its sessions)
+ * @param {boolean} [o.pkce=true] false: no code_challenge, no code_verifier (clients configured
+ *   with pkce_required = false)
+ * @param {boolean} [o.nonce=true] false: no nonce in the request, none expected in the ID token
+ * @param {string} [o.state] the state to send (default: a fresh random one)
+ * @param {'GET'|'POST'} [o.method='GET'] POST: the authorization request is a form POSTed to the
+ *   authorization endpoint (OIDC Core §3.1.2.1)
  */
 export async function runDemarche({
   proxy, upstream, sp, aidant = 'abdel', choose = (options) => options[0], claims, scope = FULL_SCOPE,
   authParams = {}, certify = true, editForm, exchange = true, beforeToken, browser = new Browser(),
+  pkce = true, nonce = true, state, method = 'GET',
 }) {
   const checks = {
-    state: generators.state(),
+    state: state ?? generators.state(),
     nonce: generators.nonce(),
     code_verifier: generators.codeVerifier(),
   };
+  if (!nonce) delete checks.nonce;
+  if (!pkce) delete checks.code_verifier;
   const authorizationUrl = sp.client.authorizationUrl({
     scope,
     state: checks.state,
     nonce: checks.nonce,
-    code_challenge: generators.codeChallenge(checks.code_verifier),
-    code_challenge_method: 'S256',
+    ...(pkce ? { code_challenge: generators.codeChallenge(checks.code_verifier), code_challenge_method: 'S256' } : {}),
     redirect_uri: sp.redirectUri,
     ...(claims ? { claims: typeof claims === 'string' ? claims : JSON.stringify(claims) } : {}),
     ...authParams,
@@ -774,7 +791,13 @@ export async function runDemarche({
   const upstreamOrigin = new URL(upstream.issuer).origin;
   const proxyOrigin = new URL(proxy.issuer).origin;
 
-  let nav = await browser.navigate(authorizationUrl, { stopAt });
+  let nav;
+  if (method === 'POST') {
+    const u = new URL(authorizationUrl);
+    nav = await browser.navigate(`${u.origin}${u.pathname}`, { method: 'POST', form: u.searchParams, stopAt });
+  } else {
+    nav = await browser.navigate(authorizationUrl, { stopAt });
+  }
   result.steps.push(...nav.steps);
   let posted = false;
   for (let guard = 0; guard < 6 && !nav.stoppedAt; guard++) {

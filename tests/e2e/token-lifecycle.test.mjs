@@ -35,7 +35,7 @@ describe('access-token introspection and revocation', () => {
     const m = sp1.issuer.metadata;
     assert.equal(m.introspection_endpoint, `${world.proxy.issuer}/introspect`);
     assert.equal(m.revocation_endpoint, `${world.proxy.issuer}/revoke`);
-    assert.deepEqual(m.introspection_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post']);
+    assert.deepEqual(m.introspection_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt']);
   });
 
   it('introspects an active token with the same act, rep_scope and mandate as the ID token, and its own lifetime', async () => {

@@ -96,11 +96,13 @@ export const UPSTREAM_ACCOUNTS = [
 
 /**
  * Starts the upstream IdP and a proxy with the seeded world.
+ * @param {object} [o]
+ * @param {object[]} [o.clients=[SP1, SP2]] the service providers registered at the proxy
  * @returns {Promise<{proxy, upstream, ids, stop()}>} ids.mandates.michel…, ids.usagers.michel…,
  *   ids.aidants.abdel…, ids.organisations[SIRET_A]
  */
-export async function startSeededWorld() {
-  const world = await startWorld({ clients: [SP1, SP2], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS });
+export async function startSeededWorld({ clients = [SP1, SP2] } = {}) {
+  const world = await startWorld({ clients, importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS });
   try {
     const s = world.proxy.summary;
     const problems = [];

@@ -7,10 +7,14 @@ use serde_json::json;
 
 use super::claims::{CLAIMS_SUPPORTED, SCOPES};
 use super::AppData;
-use crate::config::Config;
+use crate::config::{ClientAuth, Config, EncryptionAlg, SigningAlg, CONTENT_ENCRYPTION};
 
 pub fn document(config: &Config) -> String {
     let i = &config.server.issuer;
+    let signing: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let encryption: Vec<&str> = EncryptionAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let auth_methods: Vec<&str> = ClientAuth::ALL.iter().map(|a| a.as_str()).collect();
+    let assertion_algs: Vec<&str> = signing.iter().copied().chain(["HS256"]).collect();
     json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/authorize"),
@@ -19,16 +23,24 @@ pub fn document(config: &Config) -> String {
         "jwks_uri": format!("{i}/jwks"),
         "end_session_endpoint": format!("{i}/end_session"),
         "revocation_endpoint": format!("{i}/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint": format!("{i}/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "id_token_signing_alg_values_supported": signing,
+        "id_token_encryption_alg_values_supported": encryption,
+        "id_token_encryption_enc_values_supported": [CONTENT_ENCRYPTION],
+        "userinfo_signing_alg_values_supported": signing,
+        "userinfo_encryption_alg_values_supported": encryption,
+        "userinfo_encryption_enc_values_supported": [CONTENT_ENCRYPTION],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claims_parameter_supported": true,

@@ -8,15 +8,16 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
+use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
 use super::params::Params;
 use super::records::{access_token_key, Delegation};
-use super::token::{authenticate, check_mandate, is_form};
+use super::token::{check_mandate, is_form};
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;
 
 /// The client and the `token` parameter of a form-encoded, client-authenticated request.
-fn read<'a>(
+async fn read<'a>(
     req: &HttpRequest,
     app: &'a AppData,
     body: &web::Bytes,
@@ -27,7 +28,7 @@ fn read<'a>(
         ));
     }
     let params = Params::parse(body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = authenticate(req, app, &params)?;
+    let client = authenticate(req, app, &params).await?;
     let token = params
         .get("token")
         .filter(|t| !t.is_empty())
@@ -43,7 +44,7 @@ pub async fn revoke(
     app: AppData,
     body: web::Bytes,
 ) -> Result<HttpResponse, JsonError> {
-    let (client, token) = read(&req, &app, &body)?;
+    let (client, token) = read(&req, &app, &body).await?;
     if let Some(token) = token {
         let key = access_token_key(&token);
         let found: Option<Delegation> = app.ephemeral.get_json(&key).await?;
@@ -64,7 +65,7 @@ pub async fn introspect(
     app: AppData,
     body: web::Bytes,
 ) -> Result<HttpResponse, JsonError> {
-    let (client, token) = read(&req, &app, &body)?;
+    let (client, token) = read(&req, &app, &body).await?;
     let inactive = || {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -5,6 +5,8 @@
 pub mod authorize;
 pub mod checks;
 pub mod claims;
+pub mod client_auth;
+pub mod client_keys;
 pub mod discovery;
 pub mod error;
 pub mod introspection;
@@ -37,6 +39,8 @@ pub struct App {
     /// FranceConnect, where usagers log in to give a mandate; absent if not configured.
     pub franceconnect: Option<Upstream>,
     pub clock: Arc<dyn Clock>,
+    /// Clients' public keys (inline or fetched from their jwks_uri).
+    pub client_keys: client_keys::ClientKeys,
     pub discovery_json: String,
     /// One permit per database connection: blocking calls queue here, on the async side,
     /// instead of each parking a thread of the blocking pool on the connection pool.

@@ -6,97 +6,23 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use mandate_store::UseError;
-use ring::digest::{digest, SHA256};
 use serde_json::{json, Map, Value};
 
 use super::checks::verify_pkce;
+use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
 use super::params::Params;
 use super::records::{access_token_key, code_key, CodeGrant, Delegation};
 use super::{claims, tokens, App, AppData};
-use crate::config::{AuthMethod, Client};
+use crate::config::Client;
 use crate::ephemeral::EphemeralJson;
-use crate::keys::hex;
 
 pub fn is_form(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-}
-
-fn invalid_client(d: &str) -> OAuthError {
-    OAuthError::new(Code::InvalidClient, d)
-}
-
-/// `Authorization: Basic` credentials, form-urldecoded as RFC 6749 §2.3.1 requires.
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let bad = || invalid_client("malformed Basic credentials");
-    let value = value.to_str().map_err(|_| bad())?;
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return Err(bad());
-    };
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("v={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
-}
-
-/// Rule: the client authenticates with the one method it registered, and its secret's
-/// SHA-256 matches in constant time.
-pub(super) fn authenticate<'a>(
-    req: &HttpRequest,
-    app: &'a App,
-    params: &Params,
-) -> Result<&'a Client, OAuthError> {
-    let basic = basic_credentials(req)?;
-    let (id, secret, method) = match (basic, params.get("client_secret")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "use exactly one client authentication method",
-            ))
-        }
-        (Some((id, secret)), None) => {
-            if params.get("client_id").is_some_and(|c| c != id) {
-                return Err(OAuthError::invalid_request("client_id does not match"));
-            }
-            (id, secret, AuthMethod::ClientSecretBasic)
-        }
-        (None, Some(secret)) => {
-            let id = params
-                .get("client_id")
-                .ok_or_else(|| invalid_client("client_id is required"))?;
-            (
-                id.to_string(),
-                secret.to_string(),
-                AuthMethod::ClientSecretPost,
-            )
-        }
-        (None, None) => return Err(invalid_client("client authentication is required")),
-    };
-    let presented = hex(digest(&SHA256, secret.as_bytes()).as_ref());
-    let client = app.config.client(&id);
-    let expected = client.map(|c| c.client_secret_sha256.to_ascii_lowercase());
-    let matches = tokens::same(&presented, expected.as_deref().unwrap_or(""));
-    match client {
-        Some(c) if matches && c.token_endpoint_auth_method == method => Ok(c),
-        _ => Err(invalid_client("client authentication failed")),
-    }
 }
 
 pub async fn token(
@@ -110,7 +36,7 @@ pub async fn token(
         );
     }
     let params = Params::parse(&body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = authenticate(&req, &app, &params)?;
+    let client = authenticate(&req, &app, &params).await?;
     match params.get("grant_type") {
         Some("authorization_code") => {}
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),
@@ -154,6 +80,9 @@ pub async fn token(
 
     let access_token = app.keys.access_token_for(code);
     let at_ttl = client.access_token_ttl(&app.config.tokens);
+    // The ID token first: if it cannot be made (client's keys unreachable), no access token
+    // exists either.
+    let id_token = id_token(&app, client, &grant, &checked, &access_token, now).await?;
     let issued = Delegation {
         issued_at: now,
         ..delegation.clone()
@@ -165,7 +94,7 @@ pub async fn token(
             Duration::from_secs(at_ttl),
         )
         .await?;
-    let id_token = id_token(&app, client, &grant, &checked, &access_token, now)?;
+
     tracing::info!(client = %client.client_id, demarche = delegation.demarche.as_str(), "tokens issued");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -214,7 +143,7 @@ pub async fn check_mandate(
     }
 }
 
-fn id_token(
+async fn id_token(
     app: &App,
     client: &Client,
     grant: &CodeGrant,
@@ -240,10 +169,37 @@ fn id_token(
     c.insert("at_hash".into(), Value::from(tokens::at_hash(access_token)));
     claims::identity(&checked.identity, &delegation.scopes, &mut c);
     claims::delegation(checked, &mut c);
-    app.keys
+    let signed = app
+        .keys
         .sign(client.id_token_signed_response_alg, &c)
         .map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             OAuthError::new(Code::ServerError, "signing failed")
-        })
+        })?;
+    match client.id_token_encrypted_response_alg {
+        None => Ok(signed),
+        Some(alg) => encrypt_for(app, client, alg, signed.as_bytes(), true).await,
+    }
+}
+
+/// `payload` encrypted to the client's key. The client's keys unreachable means no answer
+/// rather than one in clear.
+pub async fn encrypt_for(
+    app: &App,
+    client: &Client,
+    alg: crate::config::EncryptionAlg,
+    payload: &[u8],
+    nested_jwt: bool,
+) -> Result<String, OAuthError> {
+    let jwks = app.client_keys.get(client, None).await.map_err(|e| {
+        tracing::warn!(client = %client.client_id, error = %e, "client encryption key unavailable");
+        OAuthError::unavailable()
+    })?;
+    crate::keys::encrypt_to(&jwks, alg, payload, nested_jwt).map_err(|e| {
+        tracing::warn!(client = %client.client_id, error = %e, "encryption to the client failed");
+        OAuthError::new(
+            Code::ServerError,
+            "cannot encrypt to the client's registered key",
+        )
+    })
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::{Code, JsonError, OAuthError};
 use super::records::{access_token_key, Delegation};
-use super::token::check_mandate;
+use super::token::{check_mandate, encrypt_for};
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;
 
@@ -49,7 +49,39 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
     c.insert("sub".into(), Value::from(checked.usager_id.as_str()));
     claims::identity(&checked.identity, &grant.scopes, &mut c);
     claims::delegation(&checked, &mut c);
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(c))
+    let client = app.config.client(&grant.client_id);
+    let (signing, encryption) = client
+        .map(|c| {
+            (
+                c.userinfo_signed_response_alg,
+                c.userinfo_encrypted_response_alg,
+            )
+        })
+        .unwrap_or_default();
+    let res = |content_type: &str, body: String| {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::CONTENT_TYPE, content_type.to_string()))
+            .body(body)
+    };
+    let (Some(client), true) = (client, signing.is_some() || encryption.is_some()) else {
+        return Ok(res("application/json", Value::Object(c).to_string()));
+    };
+    // As a JWT (OIDC Core §5.3.2): signed, then encrypted, as the client registered.
+    let body = match signing {
+        Some(alg) => {
+            c.insert("iss".into(), Value::from(app.issuer()));
+            c.insert("aud".into(), Value::from(client.client_id.as_str()));
+            app.keys.sign(alg, &c).map_err(|e| {
+                tracing::error!(error = %e, "signing failed");
+                OAuthError::new(Code::ServerError, "signing failed")
+            })?
+        }
+        None => Value::Object(c).to_string(),
+    };
+    let body = match encryption {
+        Some(alg) => encrypt_for(&app, client, alg, body.as_bytes(), signing.is_some()).await?,
+        None => body,
+    };
+    Ok(res("application/jwt", body))
 }

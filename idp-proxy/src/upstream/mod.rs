@@ -21,7 +21,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
-use crate::config::{AuthMethod, SubjectClaim, UpstreamIdp};
+use crate::config::{AuthMethod, SigningAlg, SubjectClaim, UpstreamIdp};
 use crate::keys::{verify_with_jwks, KeyRing};
 
 type Client = CoreClient<
@@ -425,7 +425,7 @@ impl Upstream {
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         let claims: serde_json::Value = if jwt {
             let jws = unwrap_jwe(body.trim().to_string(), keys)?;
-            let claims = verify_with_jwks(&jws, &d.jwks)
+            let claims = verify_with_jwks(&jws, &d.jwks, &SigningAlg::ALL)
                 .ok_or_else(|| UpstreamError::Rejected("userinfo signature".into()))?;
             let aud_ok = match claims.get("aud") {
                 Some(serde_json::Value::String(a)) => *a == self.config.client_id,
