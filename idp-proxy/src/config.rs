@@ -101,13 +101,27 @@ pub enum EphemeralBackend {
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     pub dir: PathBuf,
-    /// How often a running node re-reads the ring, to learn a new data key.
+    /// How often a running node re-reads the ring (new data keys, signing key rotation).
     #[serde(default = "default_reload")]
     pub reload_secs: u64,
+    /// How long clients may cache the JWKS (its `Cache-Control: max-age`). A next key signs
+    /// only once it has been published longer than this plus two reloads.
+    #[serde(default = "default_jwks_max_age")]
+    pub jwks_max_age_secs: u64,
 }
 
 fn default_reload() -> u64 {
     10
+}
+fn default_jwks_max_age() -> u64 {
+    300
+}
+
+impl Keys {
+    /// How long a next key must have been published before `keys rotate` makes it sign.
+    pub fn min_next_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.jwks_max_age_secs + 2 * self.reload_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -650,6 +664,12 @@ impl Config {
                 self.keys.reload_secs,
                 day,
                 "10 is the usual value",
+            ),
+            (
+                "keys.jwks_max_age_secs",
+                self.keys.jwks_max_age_secs,
+                day,
+                "300 is the usual value",
             ),
             (
                 "mandates.max_days",

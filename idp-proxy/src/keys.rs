@@ -31,6 +31,12 @@ pub enum KeyError {
     },
     #[error("signing failed")]
     Sign,
+    #[error("key {kid} was published {age_secs} s ago: wait {wait_secs} s more before it signs (every node and client cache must have it). Fix: run `keys rotate` again later")]
+    TooSoon {
+        kid: String,
+        age_secs: u64,
+        wait_secs: u64,
+    },
     #[error("RSA key generation failed: {0}")]
     Generate(String),
 }
@@ -40,9 +46,46 @@ enum Pair {
     Rsa(RsaKeyPair),
 }
 
+/// Where a signing key is in its life (DESIGN.md §7), from its file name: `<kid>.p8.next`
+/// (published, never signs), `<kid>.p8` (the newest of its algorithm signs),
+/// `<kid>.p8.retired-until-<unix time>` (published until then, for the tokens it signed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired { until: i64 },
+}
+
+impl KeyState {
+    /// The state a key file's name gives, and its kid; `None` for other files.
+    fn of(name: &str) -> Option<(&str, KeyState)> {
+        if let Some(kid) = name.strip_suffix(".p8.next") {
+            return Some((kid, KeyState::Next));
+        }
+        if let Some((kid, until)) = name.split_once(".p8.retired-until-") {
+            return Some((
+                kid,
+                KeyState::Retired {
+                    until: until.parse().ok()?,
+                },
+            ));
+        }
+        name.strip_suffix(".p8").map(|kid| (kid, KeyState::Active))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired { .. } => "retired",
+        }
+    }
+}
+
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
+    pub state: KeyState,
     pair: Pair,
     /// The public JWK, as published.
     public_jwk: serde_json::Value,
@@ -95,6 +138,46 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What `keys rotate` did for one algorithm.
+#[derive(Debug)]
+pub struct Rotated {
+    pub alg: SigningAlg,
+    /// The former next key, now signing (`None`: there was no next key; one was created).
+    pub activated: Option<String>,
+    pub retired: Vec<String>,
+    pub next: String,
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Writes a new signing key for `alg` as `<kid><suffix>` and returns its path.
+fn new_signing_key(
+    dir: &Path,
+    alg: SigningAlg,
+    suffix: &str,
+    rng: &SystemRandom,
+) -> Result<PathBuf, KeyError> {
+    let der = match alg {
+        SigningAlg::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, rng)
+                .map_err(|_| KeyError::Generate("ES256".into()))?
+                .as_ref()
+                .to_vec()
+        }
+        // ring cannot generate RSA keys: OpenSSL (through josekit) does, ring signs. One key
+        // per algorithm: a key is never used with two paddings.
+        SigningAlg::RS256 | SigningAlg::PS256 => josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)
+            .map_err(|e| KeyError::Generate(e.to_string()))?
+            .to_der_private_key(),
+    };
+    let kid = new_kid(alg.prefix().trim_end_matches('-'), rng)?;
+    let path = dir.join(format!("{kid}{suffix}"));
+    write_private(&path, &der).map_err(io(dir))?;
+    Ok(path)
+}
+
 impl KeyRing {
     /// Creates whatever the ring lacks (ES256, RS256 and PS256 signing keys, an encryption
     /// key, a data key, the subject key) and returns the files written. Existing keys are never touched.
@@ -112,25 +195,19 @@ impl KeyRing {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         let has = |prefix: &str| existing.iter().any(|f| f.starts_with(prefix));
+        let has_state = |alg: SigningAlg, state: &str| {
+            existing.iter().any(|f| {
+                KeyState::of(f)
+                    .is_some_and(|(kid, s)| kid.starts_with(alg.prefix()) && s.as_str() == state)
+            })
+        };
         let mut written = Vec::new();
-        if !has("es256-") {
-            let pkcs8 =
-                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| KeyError::Generate("ES256".into()))?;
-            let path = dir.join(format!("{}.p8", new_kid("es256", &rng)?));
-            write_private(&path, pkcs8.as_ref()).map_err(io(dir))?;
-            written.push(path);
-        }
-        for alg in [SigningAlg::RS256, SigningAlg::PS256] {
-            if !has(alg.prefix()) {
-                // ring cannot generate RSA keys: OpenSSL (through josekit) does, ring signs.
-                // One key per algorithm: a key is never used with two paddings.
-                let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)
-                    .map_err(|e| KeyError::Generate(e.to_string()))?;
-                let kid = new_kid(alg.prefix().trim_end_matches('-'), &rng)?;
-                let path = dir.join(format!("{kid}.p8"));
-                write_private(&path, &pair.to_der_private_key()).map_err(io(dir))?;
-                written.push(path);
+        for alg in SigningAlg::ALL {
+            // An active key signs now; a next one is published now, to sign after `keys rotate`.
+            for (state, suffix) in [("active", ".p8"), ("next", ".p8.next")] {
+                if !has_state(alg, state) {
+                    written.push(new_signing_key(dir, alg, suffix, &rng)?);
+                }
             }
         }
         if !has("enc-") {
@@ -194,13 +271,17 @@ impl KeyRing {
                 encryption_jwks.push(json!({"kty": "RSA", "use": "enc", "alg": "RSA-OAEP-256",
                                             "kid": kid, "n": n, "e": e}));
                 encryption.push((kid.to_string(), decrypter));
-            } else if let Some(kid) = name.strip_suffix(".p8") {
+            } else if let Some((kid, state)) = KeyState::of(name) {
                 let Some(alg) = SigningAlg::ALL
                     .into_iter()
                     .find(|a| kid.starts_with(a.prefix()))
                 else {
                     continue;
                 };
+                if matches!(state, KeyState::Retired { until } if until <= unix_now()) {
+                    // Its tokens have expired: no longer published, no longer verified.
+                    continue;
+                }
                 let der = bytes()?;
                 let pair = match alg {
                     SigningAlg::ES256 => Pair::Ec(
@@ -222,6 +303,7 @@ impl KeyRing {
                 signing.push(SigningKey {
                     kid: kid.to_string(),
                     alg,
+                    state,
                     pair,
                     public_jwk,
                     header_prefix: format!("{}.", B64.encode(header.to_string())),
@@ -256,7 +338,10 @@ impl KeyRing {
             problem: problem.into(),
         };
         for alg in SigningAlg::ALL {
-            if !signing.iter().any(|k| k.alg == alg) {
+            if !signing
+                .iter()
+                .any(|k| k.alg == alg && k.state == KeyState::Active)
+            {
                 return Err(missing(&format!("no {} signing key", alg.as_str())));
             }
         }
@@ -279,6 +364,95 @@ impl KeyRing {
             jwks_json,
             rng,
         })
+    }
+
+    /// `keys rotate`, for every signing algorithm: the next key (published since the last
+    /// rotation, at least `min_next_age` ago) becomes active, the active one retires (still
+    /// published until `retire_until`, for the tokens it signed), and a new next key is
+    /// created; retired keys past their date are deleted. An algorithm without a next key only
+    /// gets one. Nothing changes if any next key is too young. Nodes pick the change up at
+    /// their next reload; a key that signs was always published long before.
+    pub fn rotate(
+        dir: &Path,
+        min_next_age: std::time::Duration,
+        retire_until: i64,
+    ) -> Result<Vec<Rotated>, KeyError> {
+        let rng = SystemRandom::new();
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let of = |alg: SigningAlg, state: &str| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| {
+                    KeyState::of(n).is_some_and(|(kid, s)| {
+                        kid.starts_with(alg.prefix()) && s.as_str() == state
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        // Every next key old enough, or nothing changes.
+        for alg in SigningAlg::ALL {
+            if let Some(next) = of(alg, "next").last() {
+                let age = fs::metadata(dir.join(next))
+                    .and_then(|m| m.modified())
+                    .map_err(io(dir))?
+                    .elapsed()
+                    .unwrap_or_default();
+                if age < min_next_age {
+                    return Err(KeyError::TooSoon {
+                        kid: next.trim_end_matches(".p8.next").to_string(),
+                        age_secs: age.as_secs(),
+                        wait_secs: (min_next_age - age).as_secs() + 1,
+                    });
+                }
+            }
+        }
+        let mut report = Vec::new();
+        for alg in SigningAlg::ALL {
+            let actives = of(alg, "active");
+            let activated = match of(alg, "next").last() {
+                Some(next) => {
+                    // Promote first: at every instant each algorithm has an active key.
+                    let kid = next.trim_end_matches(".p8.next").to_string();
+                    fs::rename(dir.join(next), dir.join(format!("{kid}.p8"))).map_err(io(dir))?;
+                    Some(kid)
+                }
+                None => None,
+            };
+            let mut retired = Vec::new();
+            if activated.is_some() {
+                for active in actives {
+                    let kid = active.trim_end_matches(".p8").to_string();
+                    let to = format!("{kid}.p8.retired-until-{retire_until}");
+                    fs::rename(dir.join(&active), dir.join(to)).map_err(io(dir))?;
+                    retired.push(kid);
+                }
+            }
+            let next = new_signing_key(dir, alg, ".p8.next", &rng)?;
+            report.push(Rotated {
+                alg,
+                activated,
+                retired,
+                next: next
+                    .file_name()
+                    .map(|n| n.to_string_lossy().trim_end_matches(".p8.next").to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        let now = unix_now();
+        for name in &names {
+            if let Some((_, KeyState::Retired { until })) = KeyState::of(name) {
+                if until <= now {
+                    fs::remove_file(dir.join(name)).map_err(io(dir))?;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Announces a new data key (`data-….key.next`): nodes that reload the ring can open what
@@ -350,14 +524,20 @@ impl KeyRing {
             .map_err(|e| undecryptable(&e.to_string()))
     }
 
-    /// The key that signs for `alg`: the newest one.
+    /// The key that signs for `alg`: the newest active one (never a `next` one: it may not
+    /// be in every cached JWKS yet).
     pub fn signer(&self, alg: SigningAlg) -> &SigningKey {
-        // `load` guarantees one key per algorithm; the fallback keeps this total.
+        // `load` guarantees an active key per algorithm; the fallback keeps this total.
         self.signing
             .iter()
             .rev()
-            .find(|k| k.alg == alg)
+            .find(|k| k.alg == alg && k.state == KeyState::Active)
             .unwrap_or(&self.signing[0])
+    }
+
+    /// Every signing key loaded (published), oldest first.
+    pub fn signing_keys(&self) -> &[SigningKey] {
+        &self.signing
     }
 
     pub fn jwks_json(&self) -> &str {
@@ -659,7 +839,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ring");
         let written = KeyRing::generate(&dir).unwrap();
-        assert_eq!(written.len(), 6);
+        assert_eq!(
+            written.len(),
+            9,
+            "active and next keys for 3 algorithms, enc, data, subject"
+        );
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "the ring directory is private");
         for f in &written {
@@ -671,7 +855,11 @@ mod tests {
         let ring = KeyRing::load(&dir).unwrap();
         let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
-        assert_eq!(keys.len(), 4);
+        assert_eq!(
+            keys.len(),
+            7,
+            "6 signing keys (active and next) and the encryption key"
+        );
         let enc: Vec<_> = keys.iter().filter(|k| k["use"] == "enc").collect();
         assert_eq!(
             (enc.len(), enc[0]["alg"].as_str()),
@@ -748,6 +936,70 @@ mod tests {
         assert!(ring
             .decrypt("eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..a.b.c")
             .is_err());
+    }
+
+    #[test]
+    fn rotation_signs_only_with_published_keys_and_keeps_retired_ones_for_their_tokens() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        KeyRing::generate(dir.path()).unwrap();
+        let before = KeyRing::load(dir.path()).unwrap();
+        let published_before: serde_json::Value = serde_json::from_str(before.jwks_json()).unwrap();
+        let old_token = before
+            .sign(SigningAlg::PS256, &json!({"sub": "x"}))
+            .unwrap();
+
+        // A next key younger than the minimum never signs: nothing changes.
+        let err =
+            KeyRing::rotate(dir.path(), Duration::from_secs(3600), unix_now() + 600).unwrap_err();
+        assert!(matches!(err, KeyError::TooSoon { .. }), "{err}");
+        assert_eq!(
+            KeyRing::load(dir.path()).unwrap().jwks_json(),
+            before.jwks_json()
+        );
+
+        let rotated = KeyRing::rotate(dir.path(), Duration::ZERO, unix_now() + 600).unwrap();
+        let after = KeyRing::load(dir.path()).unwrap();
+        for r in &rotated {
+            let activated = r.activated.as_deref().unwrap();
+            // What signs now was already in the JWKS before the rotation.
+            assert!(
+                jwks_has_kid(&published_before, activated),
+                "{activated} was published"
+            );
+            assert_eq!(after.signer(r.alg).kid, activated);
+            assert_eq!(r.retired, vec![before.signer(r.alg).kid.clone()]);
+            let jwks: serde_json::Value = serde_json::from_str(after.jwks_json()).unwrap();
+            for kid in [activated, &r.retired[0], &r.next] {
+                assert!(
+                    jwks_has_kid(&jwks, kid),
+                    "{kid} published after the rotation"
+                );
+            }
+        }
+        assert!(
+            after.verify_own(&old_token).is_some(),
+            "a retired key still verifies its tokens"
+        );
+
+        // Once its tokens have expired, a retired key is no longer published, then deleted.
+        KeyRing::rotate(dir.path(), Duration::ZERO, unix_now() - 1).unwrap();
+        let later = KeyRing::load(dir.path()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(later.jwks_json()).unwrap();
+        let first = &rotated[0].activated.clone().unwrap();
+        assert!(!jwks_has_kid(&jwks, first), "expired retired key dropped");
+        KeyRing::rotate(dir.path(), Duration::ZERO, unix_now() + 600).unwrap();
+        let expired: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                matches!(KeyState::of(n), Some((_, KeyState::Retired { until })) if until <= unix_now())
+            })
+            .collect();
+        assert!(
+            expired.is_empty(),
+            "expired retired keys deleted: {expired:?}"
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
             config.database.max_connections.max(1) as usize
         }),
         config,
-        keys,
+        keys: arc_swap::ArcSwap::from_pointee(keys),
         store,
         ephemeral,
         upstream,
@@ -86,7 +86,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // fixed set of blocking threads per worker serves them without churn.
     let blocking = (app.config.database.max_connections as usize).clamp(2, 16);
     tracing::info!(%listen, issuer = app.issuer(), "idp-proxy listening");
-    // Data keys added by a rotation reach this node without a restart.
+    // Keys added or rotated (data keys, signing keys) reach this node without a restart.
     let reload = app.clone();
     actix_web::rt::spawn(async move {
         let every = std::time::Duration::from_secs(reload.config.keys.reload_secs.max(1));
@@ -94,7 +94,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         loop {
             tick.tick().await;
             match KeyRing::load(&reload.config.keys.dir) {
-                Ok(ring) => reload.store.set_sealer(ring.sealer()),
+                Ok(ring) => {
+                    reload.store.set_sealer(ring.sealer());
+                    reload.keys.store(Arc::new(ring));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "key ring reload failed; keeping the loaded keys")
                 }

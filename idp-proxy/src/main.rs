@@ -59,8 +59,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create the keys the ring lacks (ES256, RS256, data key, subject key); never overwrites.
+    /// Create the keys the ring lacks (ES256, RS256 and PS256 signing keys, active and next;
+    /// encryption, data and subject keys); never overwrites.
     Generate,
+    /// Rotate the signing keys without downtime: each next key (published since the last
+    /// rotation) starts signing, each active key retires (still published until the tokens
+    /// it signed expire), new next keys are published. Refused while a next key is younger
+    /// than keys.jwks_max_age_secs plus two reloads.
+    Rotate,
+    /// List the signing keys: kid, algorithm, state.
+    List,
     /// Add a data key and re-seal every usager identity with it, while nodes keep serving:
     /// the key is announced (readable by nodes), then activated, then identities are re-sealed
     /// in batches. Older data keys stay in the ring: remove them once backups no longer need them.
@@ -236,6 +244,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = KeyRing::load(&config.keys.dir)?;
             idp_proxy::open_store(&config, &keys)?.migrate()?;
             eprintln!("migrations applied");
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            // Retired keys stay published as long as a token they signed may be checked.
+            let keep = config
+                .tokens
+                .id_token_ttl_secs
+                .max(config.tokens.access_token_ttl_secs)
+                + 2 * config.keys.reload_secs
+                + 60;
+            let rotated = KeyRing::rotate(
+                &config.keys.dir,
+                config.keys.min_next_age(),
+                now + keep as i64,
+            )?;
+            for r in rotated {
+                match r.activated {
+                    Some(kid) => println!(
+                        "{}: {kid} now signs; retired {}; next {}",
+                        r.alg.as_str(),
+                        if r.retired.is_empty() {
+                            "none".into()
+                        } else {
+                            r.retired.join(", ")
+                        },
+                        r.next
+                    ),
+                    None => println!(
+                        "{}: no next key yet; published {} (run `keys rotate` again in {} s)",
+                        r.alg.as_str(),
+                        r.next,
+                        config.keys.min_next_age().as_secs()
+                    ),
+                }
+            }
+        }
+        Command::Keys(KeysCommand::List) => {
+            let ring = KeyRing::load(&config.keys.dir)?;
+            for k in ring.signing_keys() {
+                let until = match k.state {
+                    idp_proxy::keys::KeyState::Retired { until } => format!("\tuntil {until}"),
+                    _ => String::new(),
+                };
+                println!("{}\t{}\t{}{until}", k.kid, k.alg.as_str(), k.state.as_str());
+            }
         }
         Command::Keys(KeysCommand::RotateDataKey { settle_secs, batch }) => {
             let store = open(&config)?;

@@ -132,7 +132,7 @@ async fn callback(
         .await?;
     let franceconnect = franceconnect(&app)?;
     let verified: VerifiedIdentity = franceconnect
-        .finish(&query, login.pending, &app.keys)
+        .finish(&query, login.pending, &app.keys())
         .await
         .map_err(|e| error_page(&e))?;
     // What the login was for, and where to land once FranceConnect's session is closed.

@@ -106,7 +106,7 @@ pub async fn callback(
         take_login(&req, &app, "up", &query, |l: &UpstreamLogin| &l.browser).await?;
     let identity = app
         .upstream
-        .finish(&query, login.pending, &app.keys)
+        .finish(&query, login.pending, &app.keys())
         .await
         .map_err(upstream_page)?;
 

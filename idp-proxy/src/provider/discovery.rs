@@ -63,8 +63,9 @@ pub async fn configuration(app: AppData) -> HttpResponse {
 }
 
 pub async fn jwks(app: AppData) -> HttpResponse {
+    let max_age = app.config.keys.jwks_max_age_secs;
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/jwk-set+json"))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(app.keys.jwks_json().to_string())
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .body(app.keys().jwks_json().to_string())
 }

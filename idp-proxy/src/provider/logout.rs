@@ -43,7 +43,7 @@ fn final_redirect(app: &App, params: &Params) -> Result<Option<String>, ErrorPag
     let hint = match params.get("id_token_hint") {
         None => None,
         Some(h) => Some(
-            app.keys
+            app.keys()
                 .verify_own(h)
                 .filter(|c| c.get("iss").and_then(|i| i.as_str()) == Some(app.issuer()))
                 .ok_or_else(|| {

@@ -32,7 +32,8 @@ use crate::upstream::Upstream;
 /// Everything a request needs, shared by all workers.
 pub struct App {
     pub config: Config,
-    pub keys: KeyRing,
+    /// Replaced whole when a node re-reads the ring (rotation); read with `keys()`.
+    pub keys: arc_swap::ArcSwap<KeyRing>,
     pub store: Store,
     pub ephemeral: Arc<dyn EphemeralStore>,
     pub upstream: Upstream,
@@ -57,6 +58,11 @@ pub const SESSION_COOKIE: &str = "__Host-idp-session";
 pub const USAGER_COOKIE: &str = "__Host-idp-usager";
 
 impl App {
+    /// The key ring as loaded last.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.load_full()
+    }
+
     pub fn issuer(&self) -> &str {
         &self.config.server.issuer
     }

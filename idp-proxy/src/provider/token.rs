@@ -59,7 +59,7 @@ pub async fn token(
     else {
         // Unknown, expired or replayed: if it was redeemed, its access token is revoked
         // (RFC 6749 §4.1.2, RFC 9700 §4.5). Deleting a token that never existed is harmless.
-        let issued = access_token_key(&app.keys.access_token_for(code));
+        let issued = access_token_key(&app.keys().access_token_for(code));
         app.ephemeral.delete(&issued).await?;
         return Err(OAuthError::invalid_grant("code is invalid, expired or already used").into());
     };
@@ -78,7 +78,7 @@ pub async fn token(
     let now = app.now();
     let checked = check_mandate(&app, delegation, now).await?;
 
-    let access_token = app.keys.access_token_for(code);
+    let access_token = app.keys().access_token_for(code);
     let at_ttl = client.access_token_ttl(&app.config.tokens);
     // The ID token first: if it cannot be made (client's keys unreachable), no access token
     // exists either.
@@ -170,7 +170,7 @@ async fn id_token(
     claims::identity(&checked.identity, &delegation.scopes, &mut c);
     claims::delegation(checked, &mut c);
     let signed = app
-        .keys
+        .keys()
         .sign(client.id_token_signed_response_alg, &c)
         .map_err(|e| {
             tracing::error!(error = %e, "signing failed");

@@ -72,7 +72,7 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
         Some(alg) => {
             c.insert("iss".into(), Value::from(app.issuer()));
             c.insert("aud".into(), Value::from(client.client_id.as_str()));
-            app.keys.sign(alg, &c).map_err(|e| {
+            app.keys().sign(alg, &c).map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
                 OAuthError::new(Code::ServerError, "signing failed")
             })?
