@@ -140,6 +140,7 @@ pub async fn callback(
         browser: login.browser,
         upstream_id_token: identity.id_token,
         csrf: tokens::random(),
+        choices: Vec::new(),
     };
     let cookie = tokens::random();
     session::save(&app, &cookie, &session).await?;

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::{FrontError, ReturnTo};
 use crate::provider::records::{
-    code_key, interaction_key, AidantSession, CodeGrant, Delegation, Interaction,
+    code_key, interaction_key, AidantSession, CodeGrant, Delegation, Interaction, LastChoice,
 };
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
 use page::{html, ErrorPage};
@@ -303,7 +303,7 @@ pub async fn choose(
     form: web::Form<ChoiceForm>,
 ) -> Result<HttpResponse, FrontError> {
     let id = id.into_inner();
-    let (ix, _, s) = match load(&req, &app, &id).await? {
+    let (ix, cookie, mut s) = match load(&req, &app, &id).await? {
         Err(login_url) => return Ok(see_other(login_url)),
         Ok(found) => found,
     };
@@ -331,40 +331,66 @@ pub async fn choose(
     let Some(ix) = app.ephemeral.take_json::<Interaction>(&ix_key).await? else {
         return Err(ErrorPage::expired().into());
     };
+    match issue_code(&app, &ix, &s, &mandate_id, demarche).await {
+        Ok(Ok((res, usager_id))) => {
+            // Remembered for a later `prompt=none` from this client in this session.
+            s.remember(LastChoice {
+                client_id: ix.client_id.clone(),
+                mandate_id,
+                demarche,
+                usager_id,
+            });
+            session::save(&app, &cookie, &s).await?;
+            Ok(res)
+        }
+        Ok(Err(r)) => {
+            tracing::info!(reason = r.code(), "mandate use refused");
+            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            app.ephemeral.put_json(&ix_key, &ix, ttl).await?;
+            render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await
+        }
+        Err(e) => {
+            // Nothing was written: put the interaction back so the aidant can retry.
+            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
+            Err(e)
+        }
+    }
+}
+
+/// The mandate re-checked and the use journaled in one transaction, then a code minted and
+/// the browser sent back to the client: the response, and the usager acted for. A refusal
+/// leaves nothing written.
+pub(crate) async fn issue_code(
+    app: &App,
+    ix: &Interaction,
+    s: &AidantSession,
+    mandate_id: &str,
+    demarche: Demarche,
+) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
     let use_ = Use {
-        mandate_id: mandate_id.clone(),
+        mandate_id: mandate_id.to_string(),
         aidant_id: s.aidant_id.clone(),
         organisation_id: s.organisation_id.clone(),
         demarche,
         client_id: ix.client_id.clone(),
     };
     let now = app.now();
-    // Re-check and journal in one transaction; only then is the code minted.
     let recorded = app
         .write(move |store| store.record_use(&use_, now))
         .await
         .map_err(store_failure)?;
-    match recorded {
-        Ok(_) => {}
-        Err(UseError::Refused(r)) => {
-            tracing::info!(reason = r.code(), "mandate use refused");
-            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
-            app.ephemeral.put_json(&ix_key, &ix, ttl).await?;
-            return render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await;
-        }
-        Err(UseError::Store(e)) => {
-            // Nothing was written: put the interaction back so the aidant can retry.
-            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
-            let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
-            return Err(store_failure(e));
-        }
-    }
+    let grant = match recorded {
+        Ok(g) => g,
+        Err(UseError::Refused(r)) => return Ok(Err(r)),
+        Err(UseError::Store(e)) => return Err(store_failure(e)),
+    };
     let code = tokens::random();
-    let grant = CodeGrant {
+    let code_grant = CodeGrant {
         delegation: Delegation {
             client_id: ix.client_id.clone(),
             scopes: ix.scopes.clone(),
-            mandate_id,
+            mandate_id: mandate_id.to_string(),
             aidant_id: s.aidant_id.clone(),
             organisation_id: s.organisation_id.clone(),
             demarche,
@@ -378,13 +404,13 @@ pub async fn choose(
     };
     let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
     app.ephemeral
-        .put_json(&code_key(&code), &grant, ttl)
+        .put_json(&code_key(&code), &code_grant, ttl)
         .await?;
     tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
     let to = ReturnTo {
-        redirect_uri: ix.redirect_uri,
-        state: ix.state,
+        redirect_uri: ix.redirect_uri.clone(),
+        state: ix.state.clone(),
         issuer: app.issuer().to_string(),
     };
-    Ok(see_other(to.url(&[("code", &code)])))
+    Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))
 }

@@ -92,6 +92,11 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         csrf: tokens::random(),
         created_at: now,
     };
+    if prompt.none {
+        return silently(req, app, &interaction, &params, &browser)
+            .await
+            .map_err(back);
+    }
     let id = tokens::random();
     let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
     app.ephemeral
@@ -119,4 +124,62 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         res.cookie(app.cookie(BROWSER_COOKIE, browser));
     }
     Ok(res.finish())
+}
+
+/// `prompt=none` (OIDC Core §3.1.2.1): no page may be shown. Answered only with a session
+/// fresh enough for the request and a choice the aidant made for this client in it (same
+/// usager, a démarche this request allows); the mandate is re-checked and the use journaled
+/// as for a choice on the page. An `id_token_hint` must be ours, for this client, naming this
+/// session's aidant and that usager. Otherwise `login_required` or `interaction_required`.
+async fn silently(
+    req: &HttpRequest,
+    app: &App,
+    ix: &Interaction,
+    params: &Params,
+    browser: &str,
+) -> Result<HttpResponse, OAuthError> {
+    let login_required = || OAuthError::new(Code::LoginRequired, "no fresh aidant session");
+    let interaction_required = || {
+        OAuthError::new(
+            Code::InteractionRequired,
+            "the aidant must choose the usager and the demarche",
+        )
+    };
+    let session = session::current(req, app, browser).await?;
+    let Some((_, s)) = session.filter(|(_, s)| session::satisfies(app, s, ix, app.now())) else {
+        return Err(login_required());
+    };
+    let last = s
+        .last_choice(&ix.client_id)
+        .filter(|c| ix.allowed.contains(&c.demarche))
+        .ok_or_else(interaction_required)?;
+    if let Some(hint) = params.get("id_token_hint") {
+        let claims = app.keys().verify_own(hint).ok_or_else(|| {
+            OAuthError::invalid_request("id_token_hint is not an ID token we issued")
+        })?;
+        let aud_ok = match claims.get("aud") {
+            Some(serde_json::Value::String(a)) => a == &ix.client_id,
+            Some(serde_json::Value::Array(list)) => list.iter().any(|a| a == &ix.client_id[..]),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(OAuthError::invalid_request(
+                "id_token_hint was issued to another client",
+            ));
+        }
+        let acting = claims.pointer("/act/sub").and_then(|v| v.as_str());
+        if acting != Some(s.aidant_id.as_str()) {
+            return Err(login_required());
+        }
+        if claims.get("sub").and_then(|v| v.as_str()) != Some(last.usager_id.as_str()) {
+            return Err(interaction_required());
+        }
+    }
+    let (mandate_id, demarche) = (last.mandate_id.clone(), last.demarche);
+    match crate::interaction::issue_code(app, ix, &s, &mandate_id, demarche).await {
+        Ok(Ok((res, _))) => Ok(res),
+        // Revoked, expired…: only the aidant, on the page, can choose otherwise.
+        Ok(Err(_)) => Err(interaction_required()),
+        Err(_) => Err(OAuthError::unavailable()),
+    }
 }

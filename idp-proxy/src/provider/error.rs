@@ -63,7 +63,7 @@ impl OAuthError {
     pub fn new(code: Code, description: impl Into<String>) -> Self {
         OAuthError {
             code,
-            description: description.into(),
+            description: ascii_description(&description.into()),
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -78,6 +78,26 @@ impl OAuthError {
             "a backing store is unavailable, retry later",
         )
     }
+}
+
+/// RFC 6749 §4.1.2.1 and §5.2: `error_description` holds %x20-21 / %x23-5B / %x5D-7E only.
+/// French letters fold to their base letter ("démarche" → "demarche"), quotes and backslashes
+/// become an apostrophe, anything else a question mark.
+fn ascii_description(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            'à' | 'â' | 'ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' => 'i',
+            'ô' | 'ö' => 'o',
+            'ù' | 'û' | 'ü' => 'u',
+            'ç' => 'c',
+            'É' | 'È' => 'E',
+            _ => '?',
+        })
+        .collect()
 }
 
 impl From<EphemeralError> for OAuthError {
@@ -214,5 +234,20 @@ impl ResponseError for FrontError {
             }
             FrontError::Page(p) => p.response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_keep_to_the_rfc_6749_character_set() {
+        let e = OAuthError::invalid_request("la démarche \"çà\" n'est pas\\ couverte — ok");
+        assert_eq!(e.description, "la demarche 'ca' n'est pas' couverte ? ok");
+        assert!(e
+            .description
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'));
     }
 }

@@ -45,6 +45,33 @@ pub struct AidantSession {
     /// CSRF token of the aidant's own forms (mandate creation).
     #[serde(default)]
     pub csrf: String,
+    /// The last choice per client in this session (ids only), for `prompt=none`.
+    #[serde(default)]
+    pub choices: Vec<LastChoice>,
+}
+
+/// A choice the aidant made for a client in this session. Ids only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastChoice {
+    pub client_id: String,
+    pub mandate_id: String,
+    pub demarche: Demarche,
+    pub usager_id: String,
+}
+
+impl AidantSession {
+    /// Keeps the newest choice per client, for a few clients at most.
+    pub fn remember(&mut self, choice: LastChoice) {
+        self.choices.retain(|c| c.client_id != choice.client_id);
+        self.choices.push(choice);
+        if self.choices.len() > 8 {
+            self.choices.remove(0);
+        }
+    }
+
+    pub fn last_choice(&self, client_id: &str) -> Option<&LastChoice> {
+        self.choices.iter().find(|c| c.client_id == client_id)
+    }
 }
 
 /// A usager in their own space, after a FranceConnect login. Key: `usp:{sha256(cookie)}`.

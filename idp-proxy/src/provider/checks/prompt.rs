@@ -1,13 +1,14 @@
-//! Rule: `prompt` (OIDC Core §3.1.2.1) and `max_age`. Every démarche needs the aidant's
-//! choice, so `prompt=none` can never be satisfied silently: it fails with
-//! `interaction_required`. `login` (and a `max_age` older than the session) forces a fresh
-//! upstream login. `none` with anything else is invalid.
+//! Rule: `prompt` (OIDC Core §3.1.2.1) and `max_age`. `none` is answered without any page
+//! (see `authorize`): only for the same usager and démarche the aidant chose for this client
+//! in this session, re-checked and journaled. `login` (and a `max_age` older than the
+//! session) forces a fresh upstream login. `none` with anything else is invalid.
 
-use crate::provider::error::{Code, OAuthError};
+use crate::provider::error::OAuthError;
 use crate::provider::params::Params;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Prompt {
+    pub none: bool,
     pub force_login: bool,
     pub max_age: Option<i64>,
 }
@@ -24,15 +25,10 @@ pub fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
             return Err(OAuthError::invalid_request("unsupported prompt value"));
         }
     }
-    if values.contains(&"none") {
-        if values.len() > 1 {
-            return Err(OAuthError::invalid_request(
-                "prompt=none cannot be combined",
-            ));
-        }
-        return Err(OAuthError::new(
-            Code::InteractionRequired,
-            "an aidant must choose the usager and the démarche",
+    let none = values.contains(&"none");
+    if none && values.len() > 1 {
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined",
         ));
     }
     let max_age = match params.get("max_age") {
@@ -42,6 +38,7 @@ pub fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
         })?),
     };
     Ok(Prompt {
+        none,
         force_login: values.contains(&"login") || max_age == Some(0),
         max_age,
     })

@@ -31,7 +31,7 @@ pub fn rep_scope(client: &Client, params: &Params) -> Result<Vec<Demarche>, OAut
         let d: Demarche = v
             .as_str()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| OAuthError::invalid_request("rep_scope names an unknown démarche"))?;
+            .ok_or_else(|| OAuthError::invalid_request("rep_scope names an unknown demarche"))?;
         if !client.demarches.contains(&d) {
             return Err(OAuthError::invalid_request(format!(
                 "rep_scope value {d} is not served by this client"
