@@ -61,7 +61,7 @@ const page = makePage({
  * @param {string} [options.host='127.0.0.1']
  * @param {string} [options.issuer] defaults to http://127.0.0.1:<port>
  * @param {object[]} [options.clients] oidc-provider client metadata (defaultClients())
- * @param {{sub:string,email?:string,given_name?:string,family_name?:string}[]} [options.accounts]
+ * @param {{sub:string,email?:string,given_name?:string,family_name?:string,acr?:string}[]} [options.accounts]
  * @param {boolean} [options.quiet=false] no banner (tests)
  * @returns {Promise<{issuer:string, port:number, provider:Provider, close():Promise<void>}>}
  */
@@ -109,12 +109,14 @@ export async function startUpstream({
         return trimmed !== '' && trimmed.length <= 255 ? trimmed : null;
       },
       rejectedTitle: 'Identifiant manquant',
-      result: (accountId) => ({ accountId }),
+      // The eIDAS level of this login: an account's own `acr`, else eidas1 (password only).
+      result: (accountId) => ({ accountId, acr: byId.get(accountId)?.acr ?? 'eidas1' }),
       cancelDescription: "L'utilisateur a annulé la connexion",
     },
     configuration: {
       ...(adapter ? { adapter } : {}),
       jwks: { keys: DEV_KEYS },
+      acrValues: ['eidas1', 'eidas2', 'eidas3'],
       // Any subject may log in (the free text field): unknown ones only carry `sub`.
       async findAccount(ctx, id) {
         const a = byId.get(id) || { sub: id };
@@ -130,7 +132,7 @@ export async function startUpstream({
         };
       },
       claims: {
-        openid: ['sub'],
+        openid: ['sub', 'acr'],
         email: ['email', 'email_verified'],
         profile: ['given_name', 'family_name'],
       },

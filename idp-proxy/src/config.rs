@@ -135,9 +135,6 @@ pub struct Tokens {
     pub access_token_ttl_secs: u64,
     #[serde(default = "default_token_ttl")]
     pub id_token_ttl_secs: u64,
-    /// The eIDAS level this deployment vouches for.
-    #[serde(default = "default_acr")]
-    pub acr: String,
 }
 
 fn default_code_ttl() -> u64 {
@@ -149,9 +146,6 @@ fn default_token_ttl() -> u64 {
 fn default_access_token_ttl() -> u64 {
     60
 }
-fn default_acr() -> String {
-    "eidas1".into()
-}
 
 impl Default for Tokens {
     fn default() -> Self {
@@ -159,7 +153,6 @@ impl Default for Tokens {
             code_ttl_secs: default_code_ttl(),
             access_token_ttl_secs: default_access_token_ttl(),
             id_token_ttl_secs: default_token_ttl(),
-            acr: default_acr(),
         }
     }
 }
@@ -284,6 +277,10 @@ pub struct UpstreamIdp {
     /// `acr_values` to ask for; the ID token's `acr` must be one of them.
     #[serde(default)]
     pub acr_values: Option<String>,
+    /// The eIDAS level (`eidas1`…`eidas3`) each `acr` this provider returns stands for;
+    /// `eidas1`…`eidas3` stand for themselves. Any other `acr`, or none, reaches no level.
+    #[serde(default)]
+    pub acr_levels: std::collections::BTreeMap<String, String>,
     /// Ask for a fresh authentication every time (FranceConnect for a mandate).
     #[serde(default)]
     pub always_prompt_login: bool,
@@ -360,6 +357,9 @@ pub struct Client {
     /// This client's access-token lifetime, if shorter than `tokens.access_token_ttl_secs`.
     #[serde(default)]
     pub access_token_ttl_secs: Option<u64>,
+    /// eIDAS levels asked when a request names none (`eidas1`…`eidas3`).
+    #[serde(default)]
+    pub default_acr_values: Option<Vec<String>>,
 }
 
 /// How a client authenticates at the token, revocation and introspection endpoints.
@@ -694,6 +694,26 @@ impl Config {
                 return Err(self.invalid(key, format!("must be between 1 and {max}"), fix));
             }
         }
+        let levels = crate::provider::checks::acr::LEVELS;
+        let upstreams = std::iter::once(("upstream.aidant", &self.upstream.aidant)).chain(
+            self.upstream
+                .franceconnect
+                .as_ref()
+                .map(|f| ("upstream.franceconnect", f)),
+        );
+        for (section, up) in upstreams {
+            if let Some((_, v)) = up
+                .acr_levels
+                .iter()
+                .find(|(_, v)| !levels.contains(&v.as_str()))
+            {
+                return Err(self.invalid(
+                    &format!("{section}.acr_levels"),
+                    format!("{v} is not an eIDAS level"),
+                    "map each acr to eidas1, eidas2 or eidas3",
+                ));
+            }
+        }
         let mut seen = HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             let key = |k: &str| format!("clients[{i}].{k}");
@@ -705,6 +725,18 @@ impl Config {
                 ));
             }
             self.validate_client_keys(c, &key)?;
+            if let Some(v) = c
+                .default_acr_values
+                .iter()
+                .flatten()
+                .find(|v| !levels.contains(&v.as_str()))
+            {
+                return Err(self.invalid(
+                    &key("default_acr_values"),
+                    format!("{v} is not an eIDAS level"),
+                    "use eidas1, eidas2 or eidas3",
+                ));
+            }
             if c.redirect_uris.is_empty() {
                 return Err(self.invalid(
                     &key("redirect_uris"),

@@ -104,6 +104,9 @@ struct Mandate {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     revoked: bool,
+    /// The eIDAS level (`eidas1`…) the usager logged in with when giving it, if known.
+    #[serde(default)]
+    consent_acr: Option<String>,
 }
 
 fn yes() -> bool {
@@ -193,6 +196,12 @@ pub fn import(
             (None, Some(t)) => t.timestamp(),
             _ => return Err(problem("give either `days` (1 to 366) or `expires_at`")),
         };
+        if m.consent_acr
+            .as_deref()
+            .is_some_and(|a| crate::provider::checks::acr::level(a).is_none())
+        {
+            return Err(problem("`consent_acr` must be eidas1, eidas2 or eidas3"));
+        }
         if m.demarches.is_empty() {
             return Err(problem("`demarches` is empty"));
         }
@@ -211,7 +220,7 @@ pub fn import(
                 },
                 expires_at,
                 revoked_at: m.revoked.then_some(now),
-                consent: serde_json::json!({"method": "import"}),
+                consent: serde_json::json!({"method": "import", "acr": m.consent_acr}),
             },
             None,
             now,

@@ -25,6 +25,9 @@ pub struct Use {
     pub organisation_id: String,
     pub demarche: Demarche,
     pub client_id: String,
+    /// The consent levels (`acr` of the usager's login when they gave the mandate) the
+    /// request accepts; `None`: any, or none recorded.
+    pub consent_acr_in: Option<Vec<String>>,
 }
 
 /// What a token may say: the usager acted for, by whom, on which démarche, until when.
@@ -37,6 +40,8 @@ pub struct Grant {
     pub identity: Identity,
     pub aidant: Aidant,
     pub organisation: Organisation,
+    /// The `acr` the usager logged in with when giving the mandate, if recorded.
+    pub consent_acr: Option<String>,
 }
 
 /// Why the answer is no.
@@ -63,6 +68,8 @@ pub enum Refusal {
     OrganisationInactive,
     #[error("the organisation binds this mandate to the aidant who created it")]
     NotCreator,
+    #[error("the usager gave the mandate at a lower authentication level than required")]
+    ConsentLevel,
 }
 
 impl Refusal {
@@ -78,6 +85,7 @@ impl Refusal {
             Refusal::AidantNotMember => "aidant_not_member",
             Refusal::OrganisationInactive => "organisation_inactive",
             Refusal::NotCreator => "not_creator",
+            Refusal::ConsentLevel => "consent_level",
         }
     }
 }
@@ -109,21 +117,35 @@ type CheckRow = (
     Organisation,
     Option<Aidant>,
     Option<String>,
+    String,
 );
 
 /// The check, as one query: the mandate by primary key, its usager and organisation by
 /// primary key, the acting aidant by primary key and their membership of the mandate's
 /// organisation by primary key. Refusals are ordered so that nothing about another
 /// organisation's mandate is revealed beyond "not yours".
+/// What `check` is asked.
+struct Ask<'a> {
+    mandate_id: &'a str,
+    aidant_id: &'a str,
+    organisation_id: &'a str,
+    demarche: Demarche,
+    consent_acr_in: Option<&'a [String]>,
+}
+
 fn check(
     conn: &mut AnyConnection,
     sealer: &Sealer,
-    mandate_id: &str,
-    aidant_id: &str,
-    organisation_id: &str,
-    demarche: Demarche,
+    ask: Ask<'_>,
     now: Timestamp,
 ) -> Result<Grant, UseError> {
+    let Ask {
+        mandate_id,
+        aidant_id,
+        organisation_id,
+        demarche,
+        consent_acr_in,
+    } = ask;
     // Owned: diesel requires 'static binds inside a join's ON clause.
     let acting = aidant_id.to_owned();
     // Written once, run on the concrete connection: through the MultiConnection wrapper the
@@ -147,6 +169,7 @@ fn check(
                     Organisation::as_select(),
                     Option::<Aidant>::as_select(),
                     memberships::aidant_id.nullable(),
+                    mandates::consent,
                 ))
                 // `get_result`, not `first`: a primary-key lookup yields one row at most, and
                 // diesel's SQLite LIMIT clause makes the statement uncacheable (74 µs).
@@ -158,7 +181,7 @@ fn check(
         AnyConnection::Sqlite(c) => query!(c)?,
         AnyConnection::Pg(c) => query!(c)?,
     };
-    let Some((mandate_row, usager_row, organisation, aidant, membership)) = row else {
+    let Some((mandate_row, usager_row, organisation, aidant, membership, consent)) = row else {
         return Err(Refusal::UnknownMandate.into());
     };
     let mandate = Mandate::try_from(mandate_row)?;
@@ -190,6 +213,14 @@ fn check(
     if !mandate.covers(demarche, now) {
         return Err(Refusal::DemarcheNotCovered.into());
     }
+    let consent_acr = serde_json::from_str::<serde_json::Value>(&consent)
+        .ok()
+        .and_then(|c| c.get("acr")?.as_str().map(str::to_owned));
+    if let Some(accepted) = consent_acr_in {
+        if !consent_acr.as_ref().is_some_and(|a| accepted.contains(a)) {
+            return Err(Refusal::ConsentLevel.into());
+        }
+    }
 
     let usager = usager_row.open(sealer)?;
     Ok(Grant {
@@ -200,6 +231,7 @@ fn check(
         identity: usager.identity,
         aidant,
         organisation,
+        consent_acr,
     })
 }
 
@@ -212,15 +244,14 @@ impl Store {
         let sealer = &*sealer;
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
-            let grant = check(
-                conn,
-                sealer,
-                &u.mandate_id,
-                &u.aidant_id,
-                &u.organisation_id,
-                u.demarche,
-                now,
-            )?;
+            let ask = Ask {
+                mandate_id: &u.mandate_id,
+                aidant_id: &u.aidant_id,
+                organisation_id: &u.organisation_id,
+                demarche: u.demarche,
+                consent_acr_in: u.consent_acr_in.as_deref(),
+            };
+            let grant = check(conn, sealer, ask, now)?;
             journal::append(
                 conn,
                 &NewJournalEntry {
@@ -249,14 +280,13 @@ impl Store {
         now: Timestamp,
     ) -> Result<Grant, UseError> {
         let mut conn = self.conn()?;
-        check(
-            &mut conn,
-            &self.sealer(),
+        let ask = Ask {
             mandate_id,
             aidant_id,
             organisation_id,
             demarche,
-            now,
-        )
+            consent_acr_in: None,
+        };
+        check(&mut conn, &self.sealer(), ask, now)
     }
 }

@@ -56,6 +56,7 @@ behaviours! {
     retention_purge_deletes_the_old_and_keeps_the_journal_verifiable,
     retention_purge_with_nothing_old_changes_nothing,
     aidants_of_an_organisation_are_its_members,
+    a_use_may_require_a_consent_level,
 }
 
 fn use_of(w: &World, demarche: Demarche) -> Use {
@@ -65,6 +66,7 @@ fn use_of(w: &World, demarche: Demarche) -> Use {
         organisation_id: w.org.id.clone(),
         demarche,
         client_id: "impots".into(),
+        consent_acr_in: None,
     }
 }
 
@@ -1243,4 +1245,40 @@ fn aidants_of_an_organisation_are_its_members(db: &TestDb) {
     let mut expected = vec![w.aidant.id.clone(), sophie.id];
     expected.sort();
     assert_eq!(ids, expected);
+}
+
+fn a_use_may_require_a_consent_level(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let given = store
+        .give_mandate(
+            &give(&w.org.id, &w.aidant.id, "fc-jeanne", &[Demarche::Argent]),
+            NOW,
+        )
+        .unwrap();
+    let levels = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let mut u = Use {
+        mandate_id: given.mandate.id.clone(),
+        ..use_of(&w, Demarche::Argent)
+    };
+    u.consent_acr_in = levels(&["eidas2", "eidas3"]);
+    assert_eq!(
+        refusal(store.record_use(&u, NOW + 1)),
+        Refusal::ConsentLevel
+    );
+    u.consent_acr_in = levels(&["eidas1", "eidas2", "eidas3"]);
+    let grant = store.record_use(&u, NOW + 2).unwrap();
+    assert_eq!(grant.consent_acr.as_deref(), Some("eidas1"));
+    // A mandate whose consent level was never recorded meets no required level.
+    let mut imported = use_of(&w, Demarche::Argent);
+    imported.consent_acr_in = levels(&["eidas1"]);
+    assert_eq!(
+        refusal(store.record_use(&imported, NOW + 3)),
+        Refusal::ConsentLevel
+    );
+    imported.consent_acr_in = None;
+    assert_eq!(
+        store.record_use(&imported, NOW + 4).unwrap().consent_acr,
+        None
+    );
 }

@@ -169,13 +169,13 @@ function clientToml(c) {
     id_token_signed_response_alg: c.id_token_signed_response_alg ?? 'ES256',
     pkce_required: c.pkce_required ?? true,
     ...(c.access_token_ttl_secs ? { access_token_ttl_secs: c.access_token_ttl_secs } : {}),
-    // Keys and JOSE metadata (#4), passed as they are when given.
-    ...Object.fromEntries(CLIENT_JOSE_KEYS.filter((k) => c[k] !== undefined).map((k) => [k, c[k]])),
+    // Keys, JOSE and acr metadata (#4), passed as they are when given.
+    ...Object.fromEntries(CLIENT_EXTRA_KEYS.filter((k) => c[k] !== undefined).map((k) => [k, c[k]])),
   };
 }
 
-const CLIENT_JOSE_KEYS = [
-  'jwks', 'jwks_uri', 'token_endpoint_auth_signing_alg', 'client_secret_file',
+const CLIENT_EXTRA_KEYS = [
+  'jwks', 'jwks_uri', 'token_endpoint_auth_signing_alg', 'client_secret_file', 'default_acr_values',
   'id_token_encrypted_response_alg', 'id_token_encrypted_response_enc',
   'userinfo_signed_response_alg', 'userinfo_encrypted_response_alg', 'userinfo_encrypted_response_enc',
 ];

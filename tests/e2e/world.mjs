@@ -77,19 +77,21 @@ export const IMPORT = {
     { ref: 'ines', franceconnect_sub: 'fc-ines', given_name: 'Inès', family_name: 'GARCIA', birthdate: '1981-09-09', gender: 'female', birthcountry: '99134' },
   ],
   mandates: [
-    { id: FIXED.mandates.michel, usager: 'michel', organisation: SIRET_A, created_by: 'abdel', demarches: ['argent', 'social'], days: 365 },
+    { id: FIXED.mandates.michel, usager: 'michel', organisation: SIRET_A, created_by: 'abdel', demarches: ['argent', 'social'], days: 365, consent_acr: 'eidas1' },
     { id: FIXED.mandates.lucie, usager: 'lucie', organisation: SIRET_A, created_by: 'abdel', demarches: ['famille'], expires_at: '2021-01-01T00:00:00Z' },
     { id: FIXED.mandates.paul, usager: 'paul', organisation: SIRET_A, created_by: 'farid', demarches: ['argent'], days: 365, revoked: true },
-    { id: FIXED.mandates.nadia, usager: 'nadia', organisation: SIRET_B, created_by: 'sophie', demarches: ['logement'], days: 365 },
+    { id: FIXED.mandates.nadia, usager: 'nadia', organisation: SIRET_B, created_by: 'sophie', demarches: ['logement'], days: 365, consent_acr: 'eidas1' },
     // Revoked by a test in the middle of a flow: nobody else uses it.
-    { id: FIXED.mandates.rose, usager: 'rose', organisation: SIRET_A, created_by: 'abdel', demarches: ['argent'], days: 30 },
-    { id: FIXED.mandates.ines, usager: 'ines', organisation: SIRET_A, created_by: 'farid', demarches: ['social'], days: 90 },
+    { id: FIXED.mandates.rose, usager: 'rose', organisation: SIRET_A, created_by: 'abdel', demarches: ['argent'], days: 30, consent_acr: 'eidas1' },
+    // Given at FranceConnect+ level (eidas2).
+    { id: FIXED.mandates.ines, usager: 'ines', organisation: SIRET_A, created_by: 'farid', demarches: ['social'], days: 90, consent_acr: 'eidas2' },
   ],
 };
 
 export const UPSTREAM_ACCOUNTS = [
   { sub: 'abdel', email: 'abdel.karim@acacias.example', given_name: 'Abdel', family_name: 'KARIM' },
-  { sub: 'farid', email: 'farid.benali@acacias.example', given_name: 'Farid', family_name: 'BENALI' },
+  // Farid logs in with a second factor: his identity provider vouches for eidas2.
+  { sub: 'farid', email: 'farid.benali@acacias.example', given_name: 'Farid', family_name: 'BENALI', acr: 'eidas2' },
   { sub: 'sophie', email: 'sophie.martin@tilleuls.example', given_name: 'Sophie', family_name: 'MARTIN' },
   { sub: 'inconnu', email: 'jean.inconnu@example.org', given_name: 'Jean', family_name: 'INCONNU' },
 ];

@@ -138,6 +138,11 @@ pub async fn callback(
         created_at: now,
         last_seen: now,
         browser: login.browser,
+        acr: identity
+            .acr
+            .as_deref()
+            .and_then(|a| app.upstream.level_name(a))
+            .map(str::to_string),
         upstream_id_token: identity.id_token,
         csrf: tokens::random(),
         choices: Vec::new(),

@@ -21,6 +21,7 @@ use mandate_store::{Demarche, Refusal, UsableMandate, Use, UseError};
 use serde::Deserialize;
 
 use crate::ephemeral::EphemeralJson;
+use crate::provider::checks::acr;
 use crate::provider::error::{FrontError, ReturnTo};
 use crate::provider::records::{
     code_key, interaction_key, AidantSession, CodeGrant, Delegation, Interaction, LastChoice,
@@ -293,6 +294,9 @@ fn refusal_fr(r: &Refusal) -> &'static str {
         Refusal::NotCreator => {
             "Dans votre structure, seul l'aidant qui a créé ce mandat peut l'utiliser."
         }
+        Refusal::ConsentLevel => {
+            "Ce service demande que la personne ait donné son mandat avec une identification plus forte. Créez un nouveau mandat avec elle."
+        }
     }
 }
 
@@ -368,12 +372,23 @@ pub(crate) async fn issue_code(
     mandate_id: &str,
     demarche: Demarche,
 ) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
+    let session_level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
+    if let Some(min) = ix.acr_min.filter(|m| session_level < *m) {
+        return Err(FrontError::Redirect {
+            to: return_to(app, ix),
+            error: acr::unmet(&format!(
+                "the aidant's login reached no {} or higher",
+                acr::name(min).unwrap_or_default()
+            )),
+        });
+    }
     let use_ = Use {
         mandate_id: mandate_id.to_string(),
         aidant_id: s.aidant_id.clone(),
         organisation_id: s.organisation_id.clone(),
         demarche,
         client_id: ix.client_id.clone(),
+        consent_acr_in: ix.acr_min.map(acr::at_least),
     };
     let now = app.now();
     let recorded = app
@@ -385,6 +400,13 @@ pub(crate) async fn issue_code(
         Err(UseError::Refused(r)) => return Ok(Err(r)),
         Err(UseError::Store(e)) => return Err(store_failure(e)),
     };
+    // What was really reached: the lower of the aidant's login and the usager's consent.
+    let consent_level = grant
+        .consent_acr
+        .as_deref()
+        .and_then(acr::level)
+        .unwrap_or(0);
+    let reached = acr::name(session_level.min(consent_level)).unwrap_or_default();
     let code = tokens::random();
     let code_grant = CodeGrant {
         delegation: Delegation {
@@ -394,7 +416,7 @@ pub(crate) async fn issue_code(
             aidant_id: s.aidant_id.clone(),
             organisation_id: s.organisation_id.clone(),
             demarche,
-            acr: ix.acr.clone(),
+            acr: reached.to_string(),
             auth_time: s.auth_time,
             issued_at: 0,
         },
@@ -407,10 +429,15 @@ pub(crate) async fn issue_code(
         .put_json(&code_key(&code), &code_grant, ttl)
         .await?;
     tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
-    let to = ReturnTo {
+    let to = return_to(app, ix);
+    Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))
+}
+
+/// Where answers to this interaction's client go.
+fn return_to(app: &App, ix: &Interaction) -> ReturnTo {
+    ReturnTo {
         redirect_uri: ix.redirect_uri.clone(),
         state: ix.state.clone(),
         issuer: app.issuer().to_string(),
-    };
-    Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))
+    }
 }

@@ -72,7 +72,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     let code_challenge = checks::pkce(client, &params).map_err(back)?;
     let prompt = checks::prompt(&params).map_err(back)?;
     let allowed = checks::rep_scope(client, &params).map_err(back)?;
-    let acr = checks::acr(&app.config.tokens.acr, &params).map_err(back)?;
+    let acr_min = checks::acr(client, &params).map_err(back)?;
 
     let now = app.now();
     let existing_browser = cookie_value(req, BROWSER_COOKIE);
@@ -85,7 +85,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         code_challenge,
         scopes,
         allowed,
-        acr,
+        acr_min,
         max_age: prompt.max_age,
         force_login: prompt.force_login,
         browser: browser.clone(),

@@ -46,7 +46,7 @@ pub fn document(config: &Config) -> String {
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "acr_values_supported": [config.tokens.acr],
+        "acr_values_supported": super::checks::acr::LEVELS,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["fr"],

@@ -26,6 +26,7 @@ pub enum Code {
     InvalidToken,
     RequestNotSupported,
     RequestUriNotSupported,
+    UnmetAuthenticationRequirements,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -46,6 +47,7 @@ impl Code {
             Code::InvalidToken => "invalid_token",
             Code::RequestNotSupported => "request_not_supported",
             Code::RequestUriNotSupported => "request_uri_not_supported",
+            Code::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Code::ServerError => "server_error",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
         }

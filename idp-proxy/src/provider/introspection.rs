@@ -96,7 +96,9 @@ pub async fn introspect(
     c.insert("iss".into(), Value::from(app.issuer()));
     c.insert("aud".into(), Value::from(grant.client_id.as_str()));
     c.insert("sub".into(), Value::from(checked.usager_id.as_str()));
-    c.insert("acr".into(), Value::from(grant.acr.as_str()));
+    if !grant.acr.is_empty() {
+        c.insert("acr".into(), Value::from(grant.acr.as_str()));
+    }
     c.insert("auth_time".into(), Value::from(grant.auth_time));
     claims::delegation(&checked, &mut c);
     Ok(HttpResponse::Ok()

@@ -16,7 +16,8 @@ pub struct Interaction {
     pub scopes: Vec<String>,
     /// The démarches this request allows: the client's, narrowed by `rep_scope`.
     pub allowed: Vec<Demarche>,
-    pub acr: String,
+    /// The lowest eIDAS level (1–3) the client accepts, if it asked for one.
+    pub acr_min: Option<u8>,
     pub max_age: Option<i64>,
     pub force_login: bool,
     /// Must equal the browser cookie: an interaction cannot move to another browser.
@@ -42,6 +43,9 @@ pub struct AidantSession {
     pub browser: String,
     /// For RP-initiated logout at the upstream IdP.
     pub upstream_id_token: String,
+    /// The eIDAS level the upstream login reached (`eidas1`…), if any.
+    #[serde(default)]
+    pub acr: Option<String>,
     /// CSRF token of the aidant's own forms (mandate creation).
     #[serde(default)]
     pub csrf: String,
@@ -110,6 +114,8 @@ pub struct Delegation {
     pub organisation_id: String,
     #[serde(rename = "d")]
     pub demarche: Demarche,
+    /// The eIDAS level reached (the aidant's login and the mandate's consent, the lower);
+    /// empty: none.
     #[serde(rename = "r")]
     pub acr: String,
     #[serde(rename = "t")]

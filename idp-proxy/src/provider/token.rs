@@ -165,7 +165,9 @@ async fn id_token(
     if let Some(nonce) = &grant.nonce {
         c.insert("nonce".into(), Value::from(nonce.as_str()));
     }
-    c.insert("acr".into(), Value::from(delegation.acr.as_str()));
+    if !delegation.acr.is_empty() {
+        c.insert("acr".into(), Value::from(delegation.acr.as_str()));
+    }
     c.insert("at_hash".into(), Value::from(tokens::at_hash(access_token)));
     claims::identity(&checked.identity, &delegation.scopes, &mut c);
     claims::delegation(checked, &mut c);

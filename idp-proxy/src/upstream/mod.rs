@@ -451,6 +451,19 @@ impl Upstream {
     }
 
     /// The upstream's RP-initiated logout URL, when it has one.
+    /// The eIDAS level an `acr` of this provider stands for (`acr_levels`, or itself).
+    pub fn level_name(&self, acr: &str) -> Option<&'static str> {
+        let mapped = self
+            .config
+            .acr_levels
+            .get(acr)
+            .map(String::as_str)
+            .unwrap_or(acr);
+        crate::provider::checks::acr::LEVELS
+            .into_iter()
+            .find(|l| *l == mapped)
+    }
+
     pub async fn logout_url(
         &self,
         id_token_hint: &str,

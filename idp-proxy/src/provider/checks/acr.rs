@@ -1,43 +1,132 @@
-//! Rule: `acr_values` (OIDC Core §3.1.2.1). The level returned is the one this deployment
-//! really reaches; a request that only accepts higher eIDAS levels fails with
-//! `access_denied` rather than receive a lower `acr`. Values we do not know are ignored.
+//! Rule: eIDAS levels (`acr`). A client asks for levels with `acr_values`, or with the
+//! `claims` parameter's `id_token.acr` (essential), or registers `default_acr_values`; the
+//! lowest known level asked is the minimum. What is returned is what was really reached —
+//! the lower of the aidant's upstream login level and the level the usager logged in with
+//! when giving the mandate — and never below that minimum: otherwise the request fails
+//! (`unmet_authentication_requirements`). Only unknown values asked is the same failure.
 
+use crate::config::Client;
 use crate::provider::error::{Code, OAuthError};
 use crate::provider::params::Params;
 
-fn eidas_level(acr: &str) -> Option<u8> {
-    match acr {
-        "eidas1" => Some(1),
-        "eidas2" => Some(2),
-        "eidas3" => Some(3),
-        _ => None,
-    }
+/// The levels we know, lowest first (FranceConnect v2's names).
+pub const LEVELS: [&str; 3] = ["eidas1", "eidas2", "eidas3"];
+
+/// 1 to 3 for an eIDAS level name.
+pub fn level(acr: &str) -> Option<u8> {
+    LEVELS.iter().position(|l| *l == acr).map(|i| i as u8 + 1)
 }
 
-pub fn acr(reached: &str, params: &Params) -> Result<String, OAuthError> {
-    let Some(values) = params.get("acr_values") else {
-        return Ok(reached.to_string());
+/// The name of level 1 to 3.
+pub fn name(level: u8) -> Option<&'static str> {
+    LEVELS.get(usize::from(level).checked_sub(1)?).copied()
+}
+
+/// The names of the levels at or above `min`.
+pub fn at_least(min: u8) -> Vec<String> {
+    (min.max(1)..=3)
+        .filter_map(name)
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn unmet(description: &str) -> OAuthError {
+    OAuthError::new(Code::UnmetAuthenticationRequirements, description)
+}
+
+/// The minimum level this request requires, if any.
+pub fn acr(client: &Client, params: &Params) -> Result<Option<u8>, OAuthError> {
+    let essential: Option<Vec<String>> = params
+        .get("claims")
+        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
+        .and_then(|c| c.pointer("/id_token/acr").cloned())
+        .filter(|acr| acr.get("essential").and_then(|e| e.as_bool()) == Some(true))
+        .map(|acr| {
+            let one = acr
+                .get("value")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            let many = acr
+                .get("values")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_else(Vec::new);
+            one.into_iter().chain(many).collect()
+        });
+    let asked: Vec<String> = match (essential, params.get("acr_values")) {
+        (Some(values), _) if !values.is_empty() => values,
+        (_, Some(values)) => values.split(' ').map(str::to_string).collect(),
+        _ => match &client.default_acr_values {
+            Some(values) => values.clone(),
+            None => return Ok(None),
+        },
     };
-    let ours = eidas_level(reached).unwrap_or(0);
-    let asked: Vec<u8> = values.split(' ').filter_map(eidas_level).collect();
-    if !asked.is_empty() && asked.iter().all(|l| *l > ours) {
-        return Err(OAuthError::new(
-            Code::AccessDenied,
-            "the requested acr level cannot be reached",
-        ));
+    let asked: Vec<&str> = asked
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if asked.is_empty() {
+        return Ok(None);
     }
-    Ok(reached.to_string())
+    asked
+        .iter()
+        .filter_map(|a| level(a))
+        .min()
+        .map(Some)
+        .ok_or_else(|| unmet("none of the requested acr values is offered"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn client(default: Option<&[&str]>) -> Client {
+        let mut c: Client = serde_json::from_value(serde_json::json!({
+            "client_id": "c", "redirect_uris": ["https://sp.example/cb"], "demarches": [],
+        }))
+        .unwrap();
+        c.default_acr_values = default.map(|d| d.iter().map(|s| s.to_string()).collect());
+        c
+    }
+
     #[test]
-    fn higher_level_than_reached_is_refused_never_downgraded() {
-        let p = Params::parse(b"acr_values=eidas2").unwrap();
-        assert_eq!(acr("eidas1", &p).unwrap_err().code, Code::AccessDenied);
-        let p = Params::parse(b"acr_values=eidas1+eidas2").unwrap();
-        assert_eq!(acr("eidas1", &p).unwrap(), "eidas1");
+    fn the_lowest_known_level_asked_is_the_minimum() {
+        let p = |q: &str| Params::parse(q.as_bytes()).unwrap();
+        assert_eq!(acr(&client(None), &p("")).unwrap(), None);
+        assert_eq!(
+            acr(&client(None), &p("acr_values=eidas2+eidas3")).unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            acr(&client(None), &p("acr_values=eidas3+unknown")).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            acr(&client(None), &p("acr_values=urn:unknown"))
+                .unwrap_err()
+                .code,
+            Code::UnmetAuthenticationRequirements
+        );
+        assert_eq!(acr(&client(Some(&["eidas2"])), &p("")).unwrap(), Some(2));
+        let claims = r#"claims={"id_token":{"acr":{"essential":true,"values":["eidas3"]}}}"#;
+        assert_eq!(
+            acr(&client(None), &p(&format!("acr_values=eidas1&{claims}"))).unwrap(),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn levels_and_names() {
+        assert_eq!(
+            (level("eidas1"), level("eidas3"), level("x")),
+            (Some(1), Some(3), None)
+        );
+        assert_eq!((name(2), name(0), name(4)), (Some("eidas2"), None, None));
+        assert_eq!(at_least(2), ["eidas2", "eidas3"]);
     }
 }

@@ -2,7 +2,7 @@
 //! The first two answer with a local page (no redirect is safe yet); the others return an
 //! `OAuthError` that is sent back to the client.
 
-mod acr;
+pub mod acr;
 mod client;
 mod pkce;
 mod prompt;
