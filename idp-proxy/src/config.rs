@@ -360,6 +360,23 @@ pub struct Client {
     /// eIDAS levels asked when a request names none (`eidas1`…`eidas3`).
     #[serde(default)]
     pub default_acr_values: Option<Vec<String>>,
+    /// `public` (the usager's and aidant's ids) or `pairwise` (per sector, OIDC Core §8).
+    #[serde(default)]
+    pub subject_type: SubjectType,
+    /// Pairwise sector: this URI's host (not fetched: clients are registered statically)…
+    #[serde(default)]
+    pub sector_identifier_uri: Option<String>,
+    /// …or a sector named in config (clients of one administration share it).
+    #[serde(default)]
+    pub sector: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectType {
+    #[default]
+    Public,
+    Pairwise,
 }
 
 /// How a client authenticates at the token, revocation and introspection endpoints.
@@ -392,6 +409,25 @@ impl ClientAuth {
 }
 
 impl Client {
+    /// The pairwise sector: `sector`, else the host of `sector_identifier_uri`, else the one
+    /// host of the redirect URIs (`validate` refuses several hosts without a sector).
+    pub fn sector(&self) -> Option<String> {
+        let host = |u: &str| Url::parse(u).ok()?.host_str().map(str::to_string);
+        if let Some(s) = &self.sector {
+            return Some(s.clone());
+        }
+        if let Some(u) = &self.sector_identifier_uri {
+            return host(u);
+        }
+        let mut hosts: Vec<String> = self.redirect_uris.iter().filter_map(|u| host(u)).collect();
+        hosts.sort();
+        hosts.dedup();
+        match hosts.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     /// The lifetime of the access tokens this client receives.
     pub fn access_token_ttl(&self, tokens: &Tokens) -> u64 {
         // `validate` keeps it between 1 and the default.
@@ -763,6 +799,13 @@ impl Config {
                     "shorten it, or omit it to use the default",
                 ));
             }
+            if c.subject_type == SubjectType::Pairwise && c.sector().is_none() {
+                return Err(self.invalid(
+                    &key("sector"),
+                    "pairwise subjects need one sector, and the redirect URIs have several hosts",
+                    "set sector (or sector_identifier_uri)",
+                ));
+            }
             if c.demarches.is_empty() {
                 return Err(self.invalid(
                     &key("demarches"),
@@ -1018,5 +1061,29 @@ demarches = ["argent"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("clients[0].access_token_ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn pairwise_subjects_need_one_sector() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |extra: &str| {
+            BASE.replace(
+                "demarches = [\"argent\"]",
+                &format!("demarches = [\"argent\"]\nsubject_type = \"pairwise\"\n{extra}"),
+            )
+        };
+        // One redirect host: that host is the sector.
+        let c = Config::load(&write(dir.path(), &with(""))).unwrap();
+        assert!(c.clients[0].sector().is_some());
+        let c = Config::load(&write(dir.path(), &with("sector = \"impots\""))).unwrap();
+        assert_eq!(c.clients[0].sector().as_deref(), Some("impots"));
+        let two_hosts = with("").replace(
+            "redirect_uris = [",
+            "redirect_uris = [\"https://other.example/cb\", ",
+        );
+        let err = Config::load(&write(dir.path(), &two_hosts))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[0].sector"), "{err}");
     }
 }

@@ -565,6 +565,18 @@ impl KeyRing {
     /// node shares (domain-separated from the subject hashes made with the same key). Any node
     /// can thus recompute, from a replayed code, the token it produced and revoke it, without
     /// keeping a marker per redeemed code. Unguessable without both the code and the key.
+    /// A pairwise subject (OIDC Core §8.1): HMAC-SHA256 of the sector and the local id under
+    /// the subject key (domain-separated), base64url. Same person and sector, same value;
+    /// two sectors cannot link them. The subject key never rotates, so neither does this.
+    pub fn pairwise(&self, sector: &str, local_id: &str) -> String {
+        let mut msg = Vec::with_capacity(sector.len() + local_id.len() + 16);
+        msg.extend_from_slice(b"pairwise\0");
+        msg.extend_from_slice(sector.as_bytes());
+        msg.push(0);
+        msg.extend_from_slice(local_id.as_bytes());
+        B64.encode(ring::hmac::sign(&self.token_key, &msg))
+    }
+
     pub fn access_token_for(&self, code: &str) -> String {
         let mut msg = Vec::with_capacity(code.len() + 16);
         msg.extend_from_slice(b"access_token\0");

@@ -167,11 +167,17 @@ async fn silently(
                 "id_token_hint was issued to another client",
             ));
         }
+        // Compared as this client sees them (public or pairwise).
+        let client = app
+            .config
+            .client(&ix.client_id)
+            .ok_or_else(login_required)?;
         let acting = claims.pointer("/act/sub").and_then(|v| v.as_str());
-        if acting != Some(s.aidant_id.as_str()) {
+        if acting != Some(app.subject(client, &s.aidant_id).as_str()) {
             return Err(login_required());
         }
-        if claims.get("sub").and_then(|v| v.as_str()) != Some(last.usager_id.as_str()) {
+        let usager = app.subject(client, &last.usager_id);
+        if claims.get("sub").and_then(|v| v.as_str()) != Some(usager.as_str()) {
             return Err(interaction_required());
         }
     }

@@ -80,20 +80,22 @@ pub fn identity(identity: &Identity, scopes: &[String], out: &mut Map<String, Va
     }
 }
 
-/// `rep_scope`, `mandate` and, last, `act`: the same in the ID token and at userinfo.
-pub fn delegation(grant: &StoreGrant, out: &mut Map<String, Value>) {
+/// `rep_scope`, `mandate` and, last, `act`: the same in the ID token and at userinfo. `seen`
+/// gives an id as the client sees it (itself, or pairwise: then neither the aidant nor the
+/// mandate can link two sectors either).
+pub fn delegation(grant: &StoreGrant, seen: impl Fn(&str) -> String, out: &mut Map<String, Value>) {
     let expires = chrono::DateTime::from_timestamp(grant.mandate_expires_at, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
     out.insert("rep_scope".into(), json!([grant.demarche.as_str()]));
     out.insert(
         "mandate".into(),
-        json!({"id": grant.mandate_id, "demarche": grant.demarche.as_str(), "expires_at": expires}),
+        json!({"id": seen(&grant.mandate_id), "demarche": grant.demarche.as_str(), "expires_at": expires}),
     );
     out.insert(
         "act".into(),
         json!({
-            "sub": grant.aidant.id,
+            "sub": seen(&grant.aidant.id),
             "given_name": grant.aidant.given_name,
             "family_name": grant.aidant.family_name,
             "organisation": {"siret": grant.organisation.siret, "name": grant.organisation.name},

@@ -32,7 +32,7 @@ pub fn document(config: &Config) -> String {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": signing,
         "id_token_encryption_alg_values_supported": encryption,
         "id_token_encryption_enc_values_supported": [CONTENT_ENCRYPTION],

@@ -95,12 +95,15 @@ pub async fn introspect(
     );
     c.insert("iss".into(), Value::from(app.issuer()));
     c.insert("aud".into(), Value::from(grant.client_id.as_str()));
-    c.insert("sub".into(), Value::from(checked.usager_id.as_str()));
+    c.insert(
+        "sub".into(),
+        Value::from(app.subject(client, &checked.usager_id)),
+    );
     if !grant.acr.is_empty() {
         c.insert("acr".into(), Value::from(grant.acr.as_str()));
     }
     c.insert("auth_time".into(), Value::from(grant.auth_time));
-    claims::delegation(&checked, &mut c);
+    claims::delegation(&checked, |id| app.subject(client, id), &mut c);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(c))

@@ -63,6 +63,16 @@ impl App {
         self.keys.load_full()
     }
 
+    /// A person's id (usager or aidant) as `client` sees it: the id itself, or pairwise.
+    pub fn subject(&self, client: &crate::config::Client, local_id: &str) -> String {
+        match (client.subject_type, client.sector()) {
+            (crate::config::SubjectType::Pairwise, Some(sector)) => {
+                self.keys().pairwise(&sector, local_id)
+            }
+            _ => local_id.to_string(),
+        }
+    }
+
     pub fn issuer(&self) -> &str {
         &self.config.server.issuer
     }

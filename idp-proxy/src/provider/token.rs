@@ -153,7 +153,10 @@ async fn id_token(
 ) -> Result<String, OAuthError> {
     let mut c = Map::new();
     c.insert("iss".into(), Value::from(app.issuer()));
-    c.insert("sub".into(), Value::from(checked.usager_id.as_str()));
+    c.insert(
+        "sub".into(),
+        Value::from(app.subject(client, &checked.usager_id)),
+    );
     c.insert("aud".into(), Value::from(client.client_id.as_str()));
     c.insert("iat".into(), Value::from(now));
     c.insert(
@@ -170,7 +173,7 @@ async fn id_token(
     }
     c.insert("at_hash".into(), Value::from(tokens::at_hash(access_token)));
     claims::identity(&checked.identity, &delegation.scopes, &mut c);
-    claims::delegation(checked, &mut c);
+    claims::delegation(checked, |id| app.subject(client, id), &mut c);
     let signed = app
         .keys()
         .sign(client.id_token_signed_response_alg, &c)

@@ -45,28 +45,30 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
             Code::InvalidGrant => invalid_token("the mandate no longer allows this"),
             _ => e,
         })?;
+    let client = app
+        .config
+        .client(&grant.client_id)
+        .ok_or_else(|| invalid_token("the client is no longer registered"))?;
     let mut c = Map::new();
-    c.insert("sub".into(), Value::from(checked.usager_id.as_str()));
+    c.insert(
+        "sub".into(),
+        Value::from(app.subject(client, &checked.usager_id)),
+    );
     claims::identity(&checked.identity, &grant.scopes, &mut c);
-    claims::delegation(&checked, &mut c);
-    let client = app.config.client(&grant.client_id);
-    let (signing, encryption) = client
-        .map(|c| {
-            (
-                c.userinfo_signed_response_alg,
-                c.userinfo_encrypted_response_alg,
-            )
-        })
-        .unwrap_or_default();
+    claims::delegation(&checked, |id| app.subject(client, id), &mut c);
+    let (signing, encryption) = (
+        client.userinfo_signed_response_alg,
+        client.userinfo_encrypted_response_alg,
+    );
     let res = |content_type: &str, body: String| {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::CONTENT_TYPE, content_type.to_string()))
             .body(body)
     };
-    let (Some(client), true) = (client, signing.is_some() || encryption.is_some()) else {
+    if signing.is_none() && encryption.is_none() {
         return Ok(res("application/json", Value::Object(c).to_string()));
-    };
+    }
     // As a JWT (OIDC Core §5.3.2): signed, then encrypted, as the client registered.
     let body = match signing {
         Some(alg) => {
