@@ -369,6 +369,12 @@ pub struct Client {
     /// …or a sector named in config (clients of one administration share it).
     #[serde(default)]
     pub sector: Option<String>,
+    /// Where logout tokens go when the aidant's session ends (OIDC Back-Channel Logout).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Logout tokens always carry `sid`; accepted for registration parity.
+    #[serde(default)]
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -798,6 +804,15 @@ impl Config {
                     format!("must be between 1 and tokens.access_token_ttl_secs ({max_ttl})"),
                     "shorten it, or omit it to use the default",
                 ));
+            }
+            if let Some(uri) = &c.backchannel_logout_uri {
+                check_redirect_uri(uri).map_err(|p| {
+                    self.invalid(
+                        &key("backchannel_logout_uri"),
+                        format!("{uri}: {p}"),
+                        "use an absolute https URL (http only on loopback)",
+                    )
+                })?;
             }
             if c.subject_type == SubjectType::Pairwise && c.sector().is_none() {
                 return Err(self.invalid(

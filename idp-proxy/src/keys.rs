@@ -561,10 +561,6 @@ impl KeyRing {
         Sealer::new(active, keys, self.subject_key)
     }
 
-    /// The access token a code is exchanged for: HMAC-SHA256 of the code under a key every
-    /// node shares (domain-separated from the subject hashes made with the same key). Any node
-    /// can thus recompute, from a replayed code, the token it produced and revoke it, without
-    /// keeping a marker per redeemed code. Unguessable without both the code and the key.
     /// A pairwise subject (OIDC Core §8.1): HMAC-SHA256 of the sector and the local id under
     /// the subject key (domain-separated), base64url. Same person and sector, same value;
     /// two sectors cannot link them. The subject key never rotates, so neither does this.
@@ -577,6 +573,10 @@ impl KeyRing {
         B64.encode(ring::hmac::sign(&self.token_key, &msg))
     }
 
+    /// The access token a code is exchanged for: HMAC-SHA256 of the code under a key every
+    /// node shares (domain-separated from the subject hashes made with the same key). Any node
+    /// can thus recompute, from a replayed code, the token it produced and revoke it, without
+    /// keeping a marker per redeemed code. Unguessable without both the code and the key.
     pub fn access_token_for(&self, code: &str) -> String {
         let mut msg = Vec::with_capacity(code.len() + 16);
         msg.extend_from_slice(b"access_token\0");
@@ -585,7 +585,21 @@ impl KeyRing {
     }
 
     pub fn sign(&self, alg: SigningAlg, claims: &impl Serialize) -> Result<String, KeyError> {
-        self.signer(alg).sign(claims, &self.rng)
+        let key = self.signer(alg);
+        key.sign(&key.header_prefix, claims, &self.rng)
+    }
+
+    /// Signs with another `typ` than `JWT` (a logout token is `logout+jwt`).
+    pub fn sign_typed(
+        &self,
+        alg: SigningAlg,
+        typ: &str,
+        claims: &impl Serialize,
+    ) -> Result<String, KeyError> {
+        let key = self.signer(alg);
+        let header = json!({"alg": alg.as_str(), "kid": key.kid, "typ": typ});
+        let prefix = format!("{}.", B64.encode(header.to_string()));
+        key.sign(&prefix, claims, &self.rng)
     }
 
     /// Verifies a JWT we signed (any published key) and returns its claims. Expiry is the
@@ -777,10 +791,16 @@ pub fn encrypt_to(
 }
 
 impl SigningKey {
-    fn sign(&self, claims: &impl Serialize, rng: &SystemRandom) -> Result<String, KeyError> {
+    /// `header_prefix` is `base64url(header) + "."`.
+    fn sign(
+        &self,
+        header_prefix: &str,
+        claims: &impl Serialize,
+        rng: &SystemRandom,
+    ) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-        let mut jwt = String::with_capacity(self.header_prefix.len() + payload.len() * 2 + 400);
-        jwt.push_str(&self.header_prefix);
+        let mut jwt = String::with_capacity(header_prefix.len() + payload.len() * 2 + 400);
+        jwt.push_str(header_prefix);
         B64.encode_string(&payload, &mut jwt);
         let sig = match &self.pair {
             Pair::Ec(k) => k

@@ -60,6 +60,10 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
     Ok(App {
         franceconnect,
         client_keys: provider::client_keys::ClientKeys::new(std::time::Duration::from_secs(5))?,
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
         discovery_json: provider::discovery::document(&config),
         // SQLite has one writer at a time: two slots (one writing, one ready, so the hand-off
         // to the blocking pool overlaps the write) keep queued writers from holding the

@@ -802,10 +802,18 @@ describe('oidcc-rp-initiated-logout-certification-test-plan (RP-Initiated OP, cl
    */
   async function endSession(browser, params) {
     const url = new URL(discovery.end_session_endpoint);
-    for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && k !== 'confirm') url.searchParams.set(k, v);
     const upstreamOrigin = new URL(world.upstream.issuer).origin;
     let nav = await browser.navigate(url.toString());
     const steps = [...nav.steps];
+    // idp-proxy's own "Se déconnecter ?" page, when the request does not name the session:
+    // the aidant confirms (OIDF: a confirmation page is acceptable for these modules).
+    const confirmation = nav.final.status === 200 && !nav.final.atClient
+      && parseForms(nav.final.body, nav.final.url).find((f) => f.method === 'post' && new URL(f.action).pathname === '/end_session');
+    if (confirmation && params.confirm !== false) {
+      nav = await browser.navigate(confirmation.action, { method: 'POST', form: formFields(confirmation) });
+      steps.push(...nav.steps);
+    }
     for (let guard = 0; guard < 3; guard++) {
       const here = new URL(nav.final.url);
       if (nav.final.atClient || here.origin !== upstreamOrigin || nav.final.status !== 200) break;

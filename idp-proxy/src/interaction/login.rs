@@ -145,6 +145,7 @@ pub async fn callback(
             .map(str::to_string),
         upstream_id_token: identity.id_token,
         csrf: tokens::random(),
+        sid: tokens::random(),
         choices: Vec::new(),
     };
     let cookie = tokens::random();

@@ -418,6 +418,7 @@ pub(crate) async fn issue_code(
             demarche,
             acr: reached.to_string(),
             auth_time: s.auth_time,
+            sid: s.sid.clone(),
             issued_at: 0,
         },
         redirect_uri: ix.redirect_uri.clone(),

@@ -1,7 +1,9 @@
 //! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): a valid `id_token_hint` of
 //! ours, a `post_logout_redirect_uri` registered for that client and compared exactly, then
-//! the aidant session ends here and at the upstream IdP. Anything doubtful: a local page,
-//! never a redirect.
+//! the aidant session ends here, at the upstream IdP, and at the clients that registered a
+//! back-channel logout URI. A request that does not prove it comes from this session (an
+//! `id_token_hint` naming it) is confirmed by the aidant first, so no other site can log them
+//! out. Anything doubtful: a local page, never a redirect.
 
 use std::time::Duration;
 
@@ -23,6 +25,16 @@ use crate::interaction::page::{html, ErrorPage};
 #[template(path = "logged_out.html")]
 struct LoggedOut;
 
+/// "Log out?" — the parameters go along, to be checked again when the aidant confirms.
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+struct Confirm {
+    aidant_name: String,
+    organisation_name: String,
+    csrf: String,
+    fields: Vec<(&'static str, String)>,
+}
+
 pub async fn get(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
     end_session(&req, &app, req.query_string().as_bytes()).await
 }
@@ -38,8 +50,12 @@ pub async fn post(
     end_session(&req, &app, &body).await
 }
 
-/// Where to go once logged out, if the request names a registered URI.
-fn final_redirect(app: &App, params: &Params) -> Result<Option<String>, ErrorPage> {
+/// Where to go once logged out, if the request names a registered URI, and the verified
+/// `id_token_hint`'s claims.
+fn final_redirect(
+    app: &App,
+    params: &Params,
+) -> Result<(Option<String>, Option<serde_json::Value>), ErrorPage> {
     let hint = match params.get("id_token_hint") {
         None => None,
         Some(h) => Some(
@@ -66,7 +82,7 @@ fn final_redirect(app: &App, params: &Params) -> Result<Option<String>, ErrorPag
         (None, b) => b.map(str::to_string),
     };
     let Some(uri) = params.get("post_logout_redirect_uri") else {
-        return Ok(None);
+        return Ok((None, hint));
     };
     let client = client_id
         .as_deref()
@@ -81,7 +97,12 @@ fn final_redirect(app: &App, params: &Params) -> Result<Option<String>, ErrorPag
     if let Some(state) = params.get("state") {
         url.query_pairs_mut().append_pair("state", state);
     }
-    Ok(Some(url.into()))
+    Ok((Some(url.into()), hint))
+}
+
+/// Whether a verified `id_token_hint` was issued in this session (its `sid`).
+fn names_session(hint: &serde_json::Value, s: &AidantSession) -> bool {
+    !s.sid.is_empty() && hint.get("sid").and_then(|v| v.as_str()) == Some(s.sid.as_str())
 }
 
 fn go(redirect: Option<String>) -> HttpResponse {
@@ -94,17 +115,37 @@ fn go(redirect: Option<String>) -> HttpResponse {
     }
 }
 
-async fn end_session(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpResponse, FrontError> {
+async fn end_session(
+    req: &HttpRequest,
+    app: &AppData,
+    raw: &[u8],
+) -> Result<HttpResponse, FrontError> {
     let params = Params::parse(raw)
         .map_err(|e| ErrorPage::bad_request(format!("Requête invalide : {e}.")))?;
-    let redirect = final_redirect(app, &params)?;
-    let session: Option<AidantSession> = match cookie_value(req, SESSION_COOKIE) {
-        Some(cookie) => app.ephemeral.take_json(&session_key(&cookie)).await?,
+    let (redirect, hint) = final_redirect(app, &params)?;
+    let cookie = cookie_value(req, SESSION_COOKIE);
+    let session: Option<AidantSession> = match &cookie {
+        Some(c) => app.ephemeral.get_json(&session_key(c)).await?,
         None => None,
+    };
+    if let Some(s) = &session {
+        let by_hint = hint.as_ref().is_some_and(|h| names_session(h, s));
+        let by_aidant = params
+            .get("logout_confirm")
+            .is_some_and(|c| !s.csrf.is_empty() && tokens::same(c, &s.csrf));
+        if !(by_hint || by_aidant) {
+            return Ok(confirm_page(s, &params, hint.as_ref()));
+        }
+    }
+    // Taken: a second logout of the same session finds nothing to end.
+    let session: Option<AidantSession> = match &cookie {
+        Some(c) if session.is_some() => app.ephemeral.take_json(&session_key(c)).await?,
+        _ => None,
     };
     let mut upstream = None;
     if let Some(s) = session {
         tracing::info!(aidant = %s.aidant_id, "aidant logged out");
+        super::backchannel::notify(app, &s);
         let state = tokens::random();
         let back = format!("{}/logout/callback", app.issuer());
         if let Some(url) = app
@@ -125,6 +166,37 @@ async fn end_session(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRes
     let mut res = go(upstream.or(redirect));
     let _ = res.add_cookie(&app.removal_cookie(SESSION_COOKIE));
     Ok(res)
+}
+
+fn confirm_page(
+    s: &AidantSession,
+    params: &Params,
+    hint: Option<&serde_json::Value>,
+) -> HttpResponse {
+    // The client named by the request or its hint, so the redirect can be checked again.
+    let client_id = params.get("client_id").map(str::to_string).or_else(|| {
+        hint.and_then(|h| h.get("aud"))
+            .and_then(|a| a.as_str())
+            .map(str::to_string)
+    });
+    let fields = [
+        ("client_id", client_id),
+        (
+            "post_logout_redirect_uri",
+            params.get("post_logout_redirect_uri").map(str::to_string),
+        ),
+        ("state", params.get("state").map(str::to_string)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    let page = Confirm {
+        aidant_name: s.aidant_name.clone(),
+        organisation_name: s.organisation_name.clone(),
+        csrf: s.csrf.clone(),
+        fields,
+    };
+    html(StatusCode::OK, page.render())
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,7 @@
 //! path costs one ephemeral take, one indexed query and one signature.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod checks;
 pub mod claims;
 pub mod client_auth;
@@ -42,6 +43,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Clients' public keys (inline or fetched from their jwks_uri).
     pub client_keys: client_keys::ClientKeys,
+    /// Calls to clients (back-channel logout): bounded, no redirects.
+    pub http: reqwest::Client,
     pub discovery_json: String,
     /// One permit per database connection: blocking calls queue here, on the async side,
     /// instead of each parking a thread of the blocking pool on the connection pool.

@@ -49,6 +49,9 @@ pub struct AidantSession {
     /// CSRF token of the aidant's own forms (mandate creation).
     #[serde(default)]
     pub csrf: String,
+    /// This session's id in ID tokens (`sid`) and back-channel logout tokens.
+    #[serde(default)]
+    pub sid: String,
     /// The last choice per client in this session (ids only), for `prompt=none`.
     #[serde(default)]
     pub choices: Vec<LastChoice>,
@@ -120,6 +123,9 @@ pub struct Delegation {
     pub acr: String,
     #[serde(rename = "t")]
     pub auth_time: i64,
+    /// The aidant session's `sid` (back-channel logout names it).
+    #[serde(rename = "x", default)]
+    pub sid: String,
     /// When the access token was issued (0 in a code, not issued yet).
     #[serde(rename = "i", default)]
     pub issued_at: i64,

@@ -165,6 +165,9 @@ async fn id_token(
     );
     let delegation = &grant.delegation;
     c.insert("auth_time".into(), Value::from(delegation.auth_time));
+    if !delegation.sid.is_empty() {
+        c.insert("sid".into(), Value::from(delegation.sid.as_str()));
+    }
     if let Some(nonce) = &grant.nonce {
         c.insert("nonce".into(), Value::from(nonce.as_str()));
     }

@@ -1,0 +1,78 @@
+//! OpenID Connect Back-Channel Logout 1.0: when an aidant session ends, every client that
+//! received tokens in it and registered a `backchannel_logout_uri` gets a logout token (a JWT
+//! of type `logout+jwt` naming the session's `sid`), POSTed from the server, retried a few
+//! times with backoff. Delivery runs in the background: the browser's logout never waits on
+//! a client, and a client that is down cannot keep the aidant logged in anywhere else.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::records::AidantSession;
+use super::{tokens, AppData};
+
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// Attempts per client, and the wait before each retry.
+const BACKOFF: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+];
+
+/// Sends logout tokens for `session` to the clients it served, in the background.
+pub fn notify(app: &AppData, session: &AidantSession) {
+    // `choices` holds one entry per client.
+    for client_id in session.choices.iter().map(|c| c.client_id.as_str()) {
+        let Some(client) = app.config.client(client_id) else {
+            continue;
+        };
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            continue;
+        };
+        let now = app.now();
+        let claims = json!({
+            "iss": app.issuer(),
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": tokens::random(),
+            "sid": session.sid,
+            "events": { EVENT: {} },
+        });
+        let token = match app.keys().sign_typed(
+            client.id_token_signed_response_alg,
+            "logout+jwt",
+            &claims,
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "logout token signing failed");
+                continue;
+            }
+        };
+        let (http, client_id) = (app.http.clone(), client.client_id.clone());
+        actix_web::rt::spawn(async move {
+            for (attempt, wait) in BACKOFF.iter().enumerate() {
+                actix_web::rt::time::sleep(*wait).await;
+                let sent = http
+                    .post(&uri)
+                    .form(&[("logout_token", token.as_str())])
+                    .send()
+                    .await;
+                match sent {
+                    Ok(res) if res.status().is_success() => {
+                        tracing::info!(client = %client_id, attempt, "back-channel logout delivered");
+                        return;
+                    }
+                    Ok(res) => {
+                        tracing::warn!(client = %client_id, attempt, status = res.status().as_u16(), "back-channel logout refused")
+                    }
+                    Err(e) => {
+                        tracing::warn!(client = %client_id, attempt, error = %e, "back-channel logout failed")
+                    }
+                }
+            }
+            tracing::error!(client = %client_id, "back-channel logout given up");
+        });
+    }
+}
