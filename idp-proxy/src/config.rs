@@ -736,6 +736,16 @@ impl Config {
                 return Err(self.invalid(key, format!("must be between 1 and {max}"), fix));
             }
         }
+        if self.retention.days < self.mandates.max_days {
+            return Err(self.invalid(
+                "retention.days",
+                format!(
+                    "shorter than mandates.max_days ({}): a running mandate's journal would be purged",
+                    self.mandates.max_days
+                ),
+                "keep the journal at least as long as the longest mandate",
+            ));
+        }
         let levels = crate::provider::checks::acr::LEVELS;
         let upstreams = std::iter::once(("upstream.aidant", &self.upstream.aidant)).chain(
             self.upstream
@@ -1100,5 +1110,15 @@ demarches = ["argent"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("clients[0].sector"), "{err}");
+    }
+
+    #[test]
+    fn retention_keeps_a_running_mandate_s_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("{BASE}\n[retention]\ndays = 100\n");
+        let err = Config::load(&write(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention.days"), "{err}");
     }
 }

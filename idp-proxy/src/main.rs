@@ -246,11 +246,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied");
         }
         Command::Keys(KeysCommand::Rotate) => {
-            // Retired keys stay published as long as a token they signed may be checked.
+            // Retired keys stay published as long as a token they signed may be checked: an
+            // ID token kept as a logout hint lives as long as the aidant's session.
             let keep = config
                 .tokens
                 .id_token_ttl_secs
-                .max(config.tokens.access_token_ttl_secs)
+                .max(config.session.max_lifetime_secs)
                 + 2 * config.keys.reload_secs
                 + 60;
             let rotated = KeyRing::rotate(

@@ -200,6 +200,23 @@ impl Store {
         }))
     }
 
+    /// Whether the aidant may act for the organisation now: both active, and a member.
+    pub fn aidant_may_act(
+        &self,
+        aidant_id: &str,
+        organisation_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let active = by_id(&mut conn, aidant_id)?.is_some_and(|a| a.active);
+        let organisation_active = organisations::table
+            .find(organisation_id)
+            .select(organisations::active)
+            .first::<bool>(&mut conn)
+            .optional()?
+            .unwrap_or(false);
+        Ok(active && organisation_active && is_member(&mut conn, aidant_id, organisation_id)?)
+    }
+
     /// The aidants of an organisation (active or not), by family name.
     pub fn aidants_of(&self, organisation_id: &str) -> Result<Vec<Aidant>, StoreError> {
         let mut conn = self.conn()?;

@@ -120,10 +120,6 @@ type CheckRow = (
     String,
 );
 
-/// The check, as one query: the mandate by primary key, its usager and organisation by
-/// primary key, the acting aidant by primary key and their membership of the mandate's
-/// organisation by primary key. Refusals are ordered so that nothing about another
-/// organisation's mandate is revealed beyond "not yours".
 /// What `check` is asked.
 struct Ask<'a> {
     mandate_id: &'a str,
@@ -133,6 +129,10 @@ struct Ask<'a> {
     consent_acr_in: Option<&'a [String]>,
 }
 
+/// The check, as one query: the mandate by primary key, its usager and organisation by
+/// primary key, the acting aidant by primary key and their membership of the mandate's
+/// organisation by primary key. Refusals are ordered so that nothing about another
+/// organisation's mandate is revealed beyond "not yours".
 fn check(
     conn: &mut AnyConnection,
     sealer: &Sealer,
@@ -268,6 +268,20 @@ impl Store {
             )?;
             Ok(grant)
         })
+    }
+
+    /// The check of `record_use` without journaling: for a code whose use is journaled when
+    /// its client redeems it (a silent `prompt=none` answer).
+    pub fn check_use(&self, u: &Use, now: Timestamp) -> Result<Grant, UseError> {
+        let mut conn = self.conn()?;
+        let ask = Ask {
+            mandate_id: &u.mandate_id,
+            aidant_id: &u.aidant_id,
+            organisation_id: &u.organisation_id,
+            demarche: u.demarche,
+            consent_acr_in: u.consent_acr_in.as_deref(),
+        };
+        check(&mut conn, &self.sealer(), ask, now)
     }
 
     /// The same check for the token and userinfo endpoints: one query, no write.

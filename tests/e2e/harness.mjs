@@ -176,7 +176,7 @@ function clientToml(c) {
 
 const CLIENT_EXTRA_KEYS = [
   'jwks', 'jwks_uri', 'token_endpoint_auth_signing_alg', 'client_secret_file', 'default_acr_values',
-  'subject_type', 'sector', 'sector_identifier_uri',
+  'subject_type', 'sector', 'sector_identifier_uri', 'backchannel_logout_uri',
   'id_token_encrypted_response_alg', 'id_token_encrypted_response_enc',
   'userinfo_signed_response_alg', 'userinfo_encrypted_response_alg', 'userinfo_encrypted_response_enc',
 ];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { makeSp, runDemarche, trace } from './harness.mjs';
+import { Browser, makeSp, parseForms, runDemarche, textOf, trace } from './harness.mjs';
 import { SIRET_A, SP1, startSeededWorld } from './world.mjs';
 
 describe('operations CLI', () => {
@@ -47,6 +47,30 @@ describe('operations CLI', () => {
     assert.ok(ok.claims?.act, trace(ok));
   });
 
+  it('a session opened before the aidant was disabled shows nothing more', async () => {
+    // Farid is logged in on his space, then disabled: the next page refuses, even the journal.
+    const browser = new Browser();
+    let nav = await browser.navigate(`${world.proxy.issuer}/espace-aidant`);
+    const login = parseForms(nav.final.body, nav.final.url).find((f) => f.buttons.some((b) => b.name === 'sub'));
+    nav = await browser.navigate(login.action, { method: 'POST', form: { sub: 'farid' } });
+    assert.equal(nav.final.status, 200);
+    assert.match(textOf(nav.final.body), /Farid BENALI/);
+    await world.proxy.cli(['aidants', 'disable', 'farid']);
+    try {
+      const first = await browser.navigate(`${world.proxy.issuer}/espace-aidant`);
+      assert.equal(first.final.status, 403);
+      assert.match(textOf(first.final.body), /plus actif/);
+      // The session is gone: every other page goes through login, which refuses him too.
+      for (const page of ['/structure/journal', '/mandats/nouveau', '/espace-aidant']) {
+        const after = await browser.navigate(`${world.proxy.issuer}${page}`);
+        assert.equal(after.final.status, 403, page);
+        assert.doesNotMatch(textOf(after.final.body), /Michel|DUPONT/, page);
+      }
+    } finally {
+      await world.proxy.cli(['aidants', 'enable', 'farid']);
+    }
+  });
+
   it('a disabled organisation stops its aidants at once', async () => {
     await world.proxy.cli(['organisations', 'disable', SIRET_A]);
     try {
@@ -66,6 +90,15 @@ describe('operations CLI', () => {
       assert.ok(!farid.interaction.page.options.some((o) => o.label.includes('Michel')), trace(farid));
       const abdel = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, aidant: 'abdel', choose: () => null });
       assert.ok(abdel.interaction.page.options.some((o) => o.label.includes('Michel')), trace(abdel));
+      // Nor does farid read abdel's actions in the organisation's journal: his own only.
+      const browser = new Browser();
+      let nav = await browser.navigate(`${world.proxy.issuer}/structure/journal`);
+      const login = parseForms(nav.final.body, nav.final.url).find((f) => f.buttons.some((b) => b.name === 'sub'));
+      nav = await browser.navigate(login.action, { method: 'POST', form: { sub: 'farid' } });
+      assert.equal(nav.final.status, 200);
+      const text = textOf(nav.final.body);
+      assert.match(text, /ne montre que vos actions/);
+      assert.doesNotMatch(text, /Abdel KARIM/);
     } finally {
       await world.proxy.cli(['organisations', 'mandate-use', SIRET_A, 'any-aidant']);
     }

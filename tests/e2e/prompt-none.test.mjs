@@ -47,6 +47,17 @@ describe('prompt=none', () => {
     assert.equal(await uses(), before + 1, 'the silent use is journaled too');
   });
 
+  it('journals a silent answer only when its client redeems the code', async () => {
+    // Any site can send the aidant's browser to /authorize?prompt=none…: the code goes to the
+    // client, which never redeems a code it did not ask for; nothing may be journaled.
+    const { browser } = await first();
+    const before = await uses();
+    const forged = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp: sp1, browser, choose: noPage,
+      authParams: { prompt: 'none' }, exchange: false });
+    assert.ok(forged.code, trace(forged));
+    assert.equal(await uses(), before, 'nothing journaled for an unredeemed silent code');
+  });
+
   it('answers login_required without a session, interaction_required without an earlier choice for this client', async () => {
     const none = await silent(new Browser());
     assert.equal(none.error?.error, 'login_required', trace(none));

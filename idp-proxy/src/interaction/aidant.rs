@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::history::{self, HistoryRow};
 use super::page::{html, ErrorPage};
-use super::{born, french_date, see_other, session, store_failure, EndForm, EndedQuery};
+use super::{born, french_date, paris_day, see_other, session, store_failure, EndForm, EndedQuery};
 use crate::journal;
 use crate::provider::error::FrontError;
 use crate::provider::{tokens, AppData};
@@ -27,6 +27,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 const OWN_ACTIONS: i64 = 50;
 /// Rows shown on the organisation's journal page; the counts cover the whole period.
 const JOURNAL_ROWS: usize = 500;
+/// The longest period the page reads at once (the CLI exports any).
+const MAX_PERIOD_DAYS: i64 = 366;
 
 struct FollowedView {
     mandate_id: String,
@@ -116,10 +118,14 @@ async fn end(
     );
     let result = app
         .write(move |store| {
-            // Only a mandate of the organisation the aidant acts for now.
+            // Only a mandate of the organisation the aidant acts for now, and, where the
+            // organisation binds mandates to their creator, only one they created.
+            let bound = store
+                .organisation(&org)?
+                .is_some_and(|o| o.mandates_bound_to_creator);
             match store.mandate(&id)? {
-                Some(m) if m.organisation_id == org => {}
-                _ => return Err(StoreError::NotAllowed("another organisation".into())),
+                Some(m) if m.organisation_id == org && (!bound || m.created_by == aidant) => {}
+                _ => return Err(StoreError::NotAllowed("not this aidant's to end".into())),
             }
             store.revoke_mandate(
                 &id,
@@ -168,6 +174,8 @@ struct JournalPage {
     by_aidant: Vec<Count>,
     rows: Vec<HistoryRow>,
     total: usize,
+    /// The organisation binds mandates to their creator: the aidant's own actions only.
+    own_only: bool,
     error: Option<&'static str>,
 }
 
@@ -185,17 +193,10 @@ fn day_bound(day: &str, end: bool) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
-fn paris_day(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .with_timezone(&chrono_tz::Europe::Paris)
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
 /// The organisation's journal: every action of its aidants over a period (the last 30 days
-/// by default), narrowed by démarche and aidant, with counts. Any aidant of the organisation
-/// may read it: they may already act for every usager of the organisation.
+/// by default, a year at most), narrowed by démarche and aidant, with counts. Any aidant of
+/// the organisation may read it, as they may act for any of its usagers; where the
+/// organisation binds mandates to their creator, an aidant sees their own actions only.
 async fn organisation_journal(
     req: HttpRequest,
     app: AppData,
@@ -217,11 +218,11 @@ async fn organisation_journal(
     let du =
         q.du.clone()
             .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| paris_day(now - 30 * 86_400));
+            .unwrap_or_else(|| paris_day(now - 30 * 86_400).format("%Y-%m-%d").to_string());
     let au =
         q.au.clone()
             .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| paris_day(now));
+            .unwrap_or_else(|| paris_day(now).format("%Y-%m-%d").to_string());
     let demarche = q
         .demarche
         .as_deref()
@@ -232,12 +233,15 @@ async fn organisation_journal(
     let error = match (since, until, &demarche) {
         (None, _, _) | (_, None, _) => Some("Les dates doivent être au format AAAA-MM-JJ."),
         (Some(a), Some(b), _) if a > b => Some("La date de début est après la date de fin."),
+        (Some(a), Some(b), _) if b - a > MAX_PERIOD_DAYS * 86_400 => {
+            Some("Choisissez une période d'un an au plus.")
+        }
         (_, _, Some(Err(_))) => Some("Démarche inconnue."),
         _ => None,
     };
     let demarche = demarche.and_then(Result::ok);
     let org = s.organisation_id.clone();
-    let filter = JournalFilter {
+    let mut filter = JournalFilter {
         organisation_id: Some(org.clone()),
         aidant_id: aidant.clone(),
         since,
@@ -245,15 +249,23 @@ async fn organisation_journal(
         ..Default::default()
     };
     let failed = error.is_some();
-    let (members, lines) = app
+    let viewer = s.aidant_id.clone();
+    let (members, lines, own_only) = app
         .read(move |store| {
-            let members = store.aidants_of(&org)?;
+            let own_only = store
+                .organisation(&org)?
+                .is_some_and(|o| o.mandates_bound_to_creator);
+            let mut members = store.aidants_of(&org)?;
+            if own_only {
+                members.retain(|m| m.id == viewer);
+                filter.aidant_id = Some(viewer);
+            }
             let lines = if failed {
                 Vec::new()
             } else {
                 journal::lines(store, &filter, demarche)?
             };
-            Ok::<_, StoreError>((members, lines))
+            Ok::<_, StoreError>((members, lines, own_only))
         })
         .await
         .map_err(store_failure)?
@@ -323,6 +335,7 @@ async fn organisation_journal(
         rows: history::rows(&app, &lines[..lines.len().min(JOURNAL_ROWS)]),
         du,
         au,
+        own_only,
         error,
     };
     let status = if error.is_some() {

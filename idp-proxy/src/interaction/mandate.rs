@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::franceconnect::{self, Purpose};
 use super::page::{html, ErrorPage};
-use super::{born, french_date, see_other, session, store_failure};
+use super::{born, french_date, paris_day, see_other, session, store_failure};
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
 use crate::provider::error::FrontError;
@@ -92,13 +92,6 @@ struct NewPage {
 fn durations(app: &App) -> impl Iterator<Item = (i64, &'static str)> {
     let max = app.config.mandates.max_days as i64;
     DURATIONS.into_iter().filter(move |(d, _)| *d <= max)
-}
-
-fn paris_day(ts: i64) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .with_timezone(&chrono_tz::Europe::Paris)
-        .date_naive()
 }
 
 /// The end of a mandate chosen "until" a day: the last second of that day, Paris time; `None`
@@ -252,7 +245,12 @@ pub(super) async fn usager_verified(
     pending.usager = Some(FranceConnectUsager {
         sub: verified.subject.clone(),
         identity,
-        acr: verified.acr.clone(),
+        // Kept as the eIDAS level it stands for (`acr_levels`), as requests compare it.
+        acr: verified
+            .acr
+            .as_deref()
+            .and_then(|a| app.franceconnect.as_ref()?.level_name(a))
+            .map(str::to_string),
         auth_time: verified.auth_time,
     });
     app.ephemeral.put_json(&key, &pending, ttl(app)).await?;

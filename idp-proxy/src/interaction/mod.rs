@@ -84,6 +84,14 @@ pub(crate) fn french_datetime(ts: i64) -> String {
     paris(ts, "%d/%m/%Y à %H:%M")
 }
 
+/// The day it is in Paris at `ts`.
+pub(crate) fn paris_day(ts: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .unwrap_or_default()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive()
+}
+
 fn paris(ts: i64, format: &str) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
         .map(|d| {
@@ -161,6 +169,7 @@ async fn load(
     let now = app.now();
     match session::current(req, app, &browser).await? {
         Some((cookie, mut s)) if session::satisfies(app, &s, &ix, now) => {
+            session::may_still_act(app, &cookie, &s).await?;
             s.last_seen = now;
             session::save(app, &cookie, &s).await?;
             Ok(Ok((ix, cookie, s)))
@@ -335,7 +344,7 @@ pub async fn choose(
     let Some(ix) = app.ephemeral.take_json::<Interaction>(&ix_key).await? else {
         return Err(ErrorPage::expired().into());
     };
-    match issue_code(&app, &ix, &s, &mandate_id, demarche).await {
+    match issue_code(&app, &ix, &s, &mandate_id, demarche, true).await {
         Ok(Ok((res, usager_id))) => {
             // Remembered for a later `prompt=none` from this client in this session.
             s.remember(LastChoice {
@@ -354,7 +363,8 @@ pub async fn choose(
             render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await
         }
         Err(e) => {
-            // Nothing was written: put the interaction back so the aidant can retry.
+            // Put the interaction back so the aidant can retry. (If the journal entry was
+            // written but the code could not be stored, the retry journals the choice again.)
             let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
             let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
             Err(e)
@@ -362,15 +372,17 @@ pub async fn choose(
     }
 }
 
-/// The mandate re-checked and the use journaled in one transaction, then a code minted and
-/// the browser sent back to the client: the response, and the usager acted for. A refusal
-/// leaves nothing written.
+/// The mandate re-checked and the use journaled in one transaction (or, `journal_now` false,
+/// only checked: the token endpoint journals it when the client redeems the code), then a
+/// code minted and the browser sent back to the client: the response, and the usager acted
+/// for. A refusal leaves nothing written.
 pub(crate) async fn issue_code(
     app: &App,
     ix: &Interaction,
     s: &AidantSession,
     mandate_id: &str,
     demarche: Demarche,
+    journal_now: bool,
 ) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
     let session_level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
     if let Some(min) = ix.acr_min.filter(|m| session_level < *m) {
@@ -391,10 +403,12 @@ pub(crate) async fn issue_code(
         consent_acr_in: ix.acr_min.map(acr::at_least),
     };
     let now = app.now();
-    let recorded = app
-        .write(move |store| store.record_use(&use_, now))
-        .await
-        .map_err(store_failure)?;
+    let recorded = if journal_now {
+        app.write(move |store| store.record_use(&use_, now)).await
+    } else {
+        app.read(move |store| store.check_use(&use_, now)).await
+    }
+    .map_err(store_failure)?;
     let grant = match recorded {
         Ok(g) => g,
         Err(UseError::Refused(r)) => return Ok(Err(r)),
@@ -424,6 +438,7 @@ pub(crate) async fn issue_code(
         redirect_uri: ix.redirect_uri.clone(),
         code_challenge: ix.code_challenge.clone(),
         nonce: ix.nonce.clone(),
+        journal_at_token: !journal_now,
     };
     let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
     app.ephemeral

@@ -42,6 +42,25 @@ pub fn active(app: &App, s: &AidantSession, now: i64) -> bool {
     now - s.last_seen <= app.config.session.idle_timeout_secs as i64
 }
 
+/// A session opened before the aidant or the organisation was disabled, or the membership
+/// removed, ends at the next page: nothing more is shown to it.
+pub async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(), FrontError> {
+    let (aidant, organisation) = (s.aidant_id.clone(), s.organisation_id.clone());
+    let may = app
+        .read(move |store| store.aidant_may_act(&aidant, &organisation))
+        .await
+        .map_err(super::store_failure)?
+        .map_err(super::store_failure)?;
+    if may {
+        return Ok(());
+    }
+    app.ephemeral.delete(&session_key(cookie)).await?;
+    Err(super::page::ErrorPage::forbidden(
+        "Votre compte d'aidant n'est plus actif dans cette structure.",
+    )
+    .into())
+}
+
 pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<(), EphemeralError> {
     let remaining = (session.created_at + app.config.session.max_lifetime_secs as i64) - app.now();
     let ttl = Duration::from_secs(remaining.max(1) as u64);
@@ -62,6 +81,7 @@ pub async fn require(
     let now = app.now();
     match current(req, app, &browser).await? {
         Some((cookie, mut s)) if active(app, &s, now) => {
+            may_still_act(app, &cookie, &s).await?;
             s.last_seen = now;
             save(app, &cookie, &s).await?;
             Ok(Ok((browser, s)))

@@ -182,10 +182,13 @@ async fn silently(
         }
     }
     let (mandate_id, demarche) = (last.mandate_id.clone(), last.demarche);
-    match crate::interaction::issue_code(app, ix, &s, &mandate_id, demarche).await {
+    // Journaled when the client redeems the code: a site that merely triggers this request in
+    // the aidant's browser never gets the code, so it journals nothing.
+    match crate::interaction::issue_code(app, ix, &s, &mandate_id, demarche, false).await {
         Ok(Ok((res, _))) => Ok(res),
         // Revoked, expired…: only the aidant, on the page, can choose otherwise.
         Ok(Err(_)) => Err(interaction_required()),
+        Err(FrontError::Redirect { error, .. }) => Err(error),
         Err(_) => Err(OAuthError::unavailable()),
     }
 }

@@ -39,17 +39,17 @@ pub fn notify(app: &AppData, session: &AidantSession) {
             "sid": session.sid,
             "events": { EVENT: {} },
         });
-        let token = match app.keys().sign_typed(
-            client.id_token_signed_response_alg,
-            "logout+jwt",
-            &claims,
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "logout token signing failed");
-                continue;
-            }
-        };
+        let token =
+            match app
+                .keys()
+                .sign_typed(client.id_token_signed_response_alg, "logout+jwt", &claims)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "logout token signing failed");
+                    continue;
+                }
+            };
         let (http, client_id) = (app.http.clone(), client.client_id.clone());
         actix_web::rt::spawn(async move {
             for (attempt, wait) in BACKOFF.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! Clients' public keys: inline `jwks` from config, or `jwks_uri` fetched and cached. They
 //! verify `private_key_jwt` assertions and receive encrypted ID tokens and userinfo. A `kid`
-//! the cached set lacks refetches it at once (the client rotated), but at most once every
-//! `REFETCH_AFTER` per client, so unknown kids cannot make us hammer a client's server.
+//! the cached set lacks refetches it at once (the client rotated), but attempts — failed ones
+//! included — are at least `REFETCH_AFTER` apart per client, so neither unknown kids nor a
+//! client's server being down can make us hammer it or hold workers on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,8 +29,12 @@ pub enum ClientKeysError {
 }
 
 struct Cached {
-    jwks: Arc<Value>,
-    fetched: Instant,
+    /// The last set fetched, if any fetch succeeded.
+    jwks: Option<Arc<Value>>,
+    /// The last attempt, successful or not: refetches are spaced from it.
+    attempted: Instant,
+    /// When `jwks` was fetched.
+    fetched: Option<Instant>,
 }
 
 pub struct ClientKeys {
@@ -58,34 +63,53 @@ impl ClientKeys {
             return Ok(Arc::new(jwks.clone()));
         }
         let uri = client.jwks_uri.as_deref().ok_or(ClientKeysError::None)?;
-        let cached = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache
-                .get(&client.client_id)
-                .map(|c| (c.jwks.clone(), c.fetched.elapsed()))
-        };
-        if let Some((jwks, age)) = &cached {
-            let knows_kid = kid.is_none_or(|k| jwks_has_kid(jwks, k));
-            if (age < &FRESH_FOR && knows_kid) || age < &REFETCH_AFTER {
-                return Ok(jwks.clone());
+        let jwks = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = cache.get(&client.client_id);
+            let seen = (
+                entry.and_then(|c| c.jwks.clone()),
+                entry.and_then(|c| c.fetched),
+                entry.map(|c| c.attempted),
+            );
+            // Asking now (or too soon again): later callers wait for the spacing.
+            let too_soon = seen.2.is_some_and(|a| a.elapsed() < REFETCH_AFTER);
+            let fresh = seen.1.is_some_and(|f| f.elapsed() < FRESH_FOR)
+                && seen
+                    .0
+                    .as_ref()
+                    .is_some_and(|j| kid.is_none_or(|k| jwks_has_kid(j, k)));
+            if fresh || too_soon {
+                return seen.0.ok_or_else(|| {
+                    ClientKeysError::Fetch("last fetch failed; retry later".into())
+                });
             }
-        }
+            cache.insert(
+                client.client_id.clone(),
+                Cached {
+                    jwks: seen.0.clone(),
+                    attempted: Instant::now(),
+                    fetched: seen.1,
+                },
+            );
+            seen.0
+        };
         match self.fetch(uri).await {
-            Ok(jwks) => {
-                let jwks = Arc::new(jwks);
+            Ok(new) => {
+                let new = Arc::new(new);
                 let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                 cache.insert(
                     client.client_id.clone(),
                     Cached {
-                        jwks: jwks.clone(),
-                        fetched: Instant::now(),
+                        jwks: Some(new.clone()),
+                        attempted: Instant::now(),
+                        fetched: Some(Instant::now()),
                     },
                 );
-                Ok(jwks)
+                Ok(new)
             }
             // Unreachable for now: the set we have is still the client's.
-            Err(e) => match cached {
-                Some((jwks, _)) => {
+            Err(e) => match jwks {
+                Some(jwks) => {
                     tracing::warn!(client = %client.client_id, error = %e, "client jwks_uri refetch failed; keeping the cached set");
                     Ok(jwks)
                 }

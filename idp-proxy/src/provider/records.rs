@@ -139,6 +139,10 @@ pub struct CodeGrant {
     pub redirect_uri: String,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// The use is journaled when the client redeems the code (silent `prompt=none` answers:
+    /// a request any site can trigger in the aidant's browser journals nothing by itself).
+    #[serde(default)]
+    pub journal_at_token: bool,
 }
 
 /// A logout waiting for the upstream IdP to come back. Key: `lo:{state}`.

@@ -76,7 +76,11 @@ pub async fn token(
     verify_pkce(grant.code_challenge.as_deref(), params.get("code_verifier"))?;
 
     let now = app.now();
-    let checked = check_mandate(&app, delegation, now).await?;
+    let checked = if grant.journal_at_token {
+        record_use(&app, delegation, now).await?
+    } else {
+        check_mandate(&app, delegation, now).await?
+    };
 
     let access_token = app.keys().access_token_for(code);
     let at_ttl = client.access_token_ttl(&app.config.tokens);
@@ -108,6 +112,46 @@ pub async fn token(
         })))
 }
 
+/// The use of a silently issued code, re-checked and journaled now that its client redeemed it.
+async fn record_use(
+    app: &App,
+    d: &Delegation,
+    now: i64,
+) -> Result<mandate_store::Grant, OAuthError> {
+    let use_ = mandate_store::Use {
+        mandate_id: d.mandate_id.clone(),
+        aidant_id: d.aidant_id.clone(),
+        organisation_id: d.organisation_id.clone(),
+        demarche: d.demarche,
+        client_id: d.client_id.clone(),
+        consent_acr_in: None,
+    };
+    let recorded = app
+        .write(move |store| store.record_use(&use_, now))
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
+    refusal_as_grant_error(recorded)
+}
+
+/// A refusal is `invalid_grant`; a store failure, `temporarily_unavailable`.
+fn refusal_as_grant_error(
+    checked: Result<mandate_store::Grant, UseError>,
+) -> Result<mandate_store::Grant, OAuthError> {
+    match checked {
+        Ok(c) => Ok(c),
+        Err(UseError::Refused(r)) => {
+            tracing::info!(reason = r.code(), "mandate refused at token or userinfo");
+            Err(OAuthError::invalid_grant(format!(
+                "the mandate no longer allows this: {r}"
+            )))
+        }
+        Err(UseError::Store(e)) => {
+            tracing::error!(error = %e, "mandate store failure");
+            Err(OAuthError::unavailable())
+        }
+    }
+}
+
 /// The mandate, re-checked in one indexed query: revoked, expired or no longer covering the
 /// démarche means no token.
 pub async fn check_mandate(
@@ -128,19 +172,7 @@ pub async fn check_mandate(
         })
         .await
         .map_err(|_| OAuthError::unavailable())?;
-    match checked {
-        Ok(c) => Ok(c),
-        Err(UseError::Refused(r)) => {
-            tracing::info!(reason = r.code(), "mandate refused at token or userinfo");
-            Err(OAuthError::invalid_grant(format!(
-                "the mandate no longer allows this: {r}"
-            )))
-        }
-        Err(UseError::Store(e)) => {
-            tracing::error!(error = %e, "mandate store failure");
-            Err(OAuthError::unavailable())
-        }
-    }
+    refusal_as_grant_error(checked)
 }
 
 async fn id_token(

@@ -450,7 +450,6 @@ impl Upstream {
         Ok(claims)
     }
 
-    /// The upstream's RP-initiated logout URL, when it has one.
     /// The eIDAS level an `acr` of this provider stands for (`acr_levels`, or itself).
     pub fn level_name(&self, acr: &str) -> Option<&'static str> {
         let mapped = self
@@ -464,6 +463,7 @@ impl Upstream {
             .find(|l| *l == mapped)
     }
 
+    /// The upstream's RP-initiated logout URL, when it has one.
     pub async fn logout_url(
         &self,
         id_token_hint: &str,
