@@ -120,6 +120,18 @@ type CheckRow = (
     String,
 );
 
+impl Use {
+    fn ask(&self) -> Ask<'_> {
+        Ask {
+            mandate_id: &self.mandate_id,
+            aidant_id: &self.aidant_id,
+            organisation_id: &self.organisation_id,
+            demarche: self.demarche,
+            consent_acr_in: self.consent_acr_in.as_deref(),
+        }
+    }
+}
+
 /// What `check` is asked.
 struct Ask<'a> {
     mandate_id: &'a str,
@@ -244,14 +256,7 @@ impl Store {
         let sealer = &*sealer;
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| {
-            let ask = Ask {
-                mandate_id: &u.mandate_id,
-                aidant_id: &u.aidant_id,
-                organisation_id: &u.organisation_id,
-                demarche: u.demarche,
-                consent_acr_in: u.consent_acr_in.as_deref(),
-            };
-            let grant = check(conn, sealer, ask, now)?;
+            let grant = check(conn, sealer, u.ask(), now)?;
             journal::append(
                 conn,
                 &NewJournalEntry {
@@ -274,14 +279,7 @@ impl Store {
     /// its client redeems it (a silent `prompt=none` answer).
     pub fn check_use(&self, u: &Use, now: Timestamp) -> Result<Grant, UseError> {
         let mut conn = self.conn()?;
-        let ask = Ask {
-            mandate_id: &u.mandate_id,
-            aidant_id: &u.aidant_id,
-            organisation_id: &u.organisation_id,
-            demarche: u.demarche,
-            consent_acr_in: u.consent_acr_in.as_deref(),
-        };
-        check(&mut conn, &self.sealer(), ask, now)
+        check(&mut conn, &self.sealer(), u.ask(), now)
     }
 
     /// The same check for the token and userinfo endpoints: one query, no write.
