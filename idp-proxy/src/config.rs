@@ -1121,4 +1121,15 @@ demarches = ["argent"]
             .to_string();
         assert!(err.contains("retention.days"), "{err}");
     }
+
+    #[test]
+    fn the_franceconnect_client_example_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = include_str!("../../config/franceconnect.example.toml");
+        let c = Config::load(&write(dir.path(), &format!("{BASE}\n{example}"))).unwrap();
+        let fc = c.client("franceconnect").unwrap();
+        assert_eq!(fc.token_endpoint_auth_method, ClientAuth::ClientSecretPost);
+        assert_eq!(fc.userinfo_signed_response_alg, Some(SigningAlg::ES256));
+        assert_eq!(fc.demarches.len(), Demarche::ALL.len());
+    }
 }
