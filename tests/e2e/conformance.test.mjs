@@ -631,8 +631,9 @@ describe('oidcc-basic-certification-test-plan (Basic OP: response_type=code, cli
     }
   });
 
-  it('oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported: an unsigned request object by value gets request_not_supported (request_parameter_supported is false)', async () => {
-    assert.equal(discovery.request_parameter_supported, false, 'request_parameter_supported: false');
+  it('oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported: signed request objects only (none not advertised), so an unsigned one is rejected as unsupported', async () => {
+    assert.equal(discovery.request_parameter_supported, true);
+    assert.ok(!discovery.request_object_signing_alg_values_supported.includes('none'), 'alg none not offered');
     const object = await basic.client.requestObject({
       response_type: 'code', client_id: CLIENT.client_id, scope: 'openid', redirect_uri: REDIRECT, state: generators.state(), nonce: generators.nonce(),
     }, { sign: 'none' });

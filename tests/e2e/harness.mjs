@@ -743,11 +743,13 @@ function sameEndpoint(a, b) {
  * @param {string} [o.state] the state to send (default: a fresh random one)
  * @param {'GET'|'POST'} [o.method='GET'] POST: the authorization request is a form POSTed to the
  *   authorization endpoint (OIDC Core §3.1.2.1)
+ * @param {(url: URL) => Promise<URL>} [o.rewrite] turns the authorization URL into another
+ *   (a request object, a pushed request) before the browser goes there
  */
 export async function runDemarche({
   proxy, upstream, sp, aidant = 'abdel', choose = (options) => options[0], claims, scope = FULL_SCOPE,
   authParams = {}, certify = true, editForm, exchange = true, beforeToken, browser = new Browser(),
-  pkce = true, nonce = true, state, method = 'GET',
+  pkce = true, nonce = true, state, method = 'GET', rewrite,
 }) {
   const checks = {
     state: state ?? generators.state(),
@@ -797,7 +799,9 @@ export async function runDemarche({
     const u = new URL(authorizationUrl);
     nav = await browser.navigate(`${u.origin}${u.pathname}`, { method: 'POST', form: u.searchParams, stopAt });
   } else {
-    nav = await browser.navigate(authorizationUrl, { stopAt });
+    // A request object or a pushed request replaces the URL's parameters (rewrite).
+    const url = rewrite ? (await rewrite(new URL(authorizationUrl))).toString() : authorizationUrl;
+    nav = await browser.navigate(url, { stopAt });
   }
   result.steps.push(...nav.steps);
   let posted = false;

@@ -54,7 +54,7 @@ fn franceconnect(app: &App) -> Result<&crate::upstream::Upstream, ErrorPage> {
 /// Where to send the browser to log the usager in at FranceConnect for `purpose`.
 pub async fn start(app: &App, browser: &str, purpose: Purpose) -> Result<String, FrontError> {
     let (url, state, pending) = franceconnect(app)?
-        .login_url(true)
+        .login_url(true, None)
         .await
         .map_err(|e| error_page(&e))?;
     let record = FranceConnectLogin {

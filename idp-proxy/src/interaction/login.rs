@@ -47,10 +47,11 @@ pub async fn start(
     then: &str,
     browser: &str,
     force_login: bool,
+    login_hint: Option<&str>,
 ) -> Result<String, FrontError> {
     let (url, state, pending) = app
         .upstream
-        .login_url(force_login)
+        .login_url(force_login, login_hint)
         .await
         .map_err(upstream_page)?;
     let login = UpstreamLogin {

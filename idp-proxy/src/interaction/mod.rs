@@ -179,6 +179,7 @@ async fn load(
             &format!("/interaction/{id}"),
             &browser,
             ix.force_login || stale.is_some(),
+            ix.login_hint.as_deref(),
         )
         .await?)),
     }
@@ -433,6 +434,7 @@ pub(crate) async fn issue_code(
             acr: reached.to_string(),
             auth_time: s.auth_time,
             sid: s.sid.clone(),
+            claims: ix.claims.clone(),
             issued_at: 0,
         },
         redirect_uri: ix.redirect_uri.clone(),

@@ -87,7 +87,7 @@ pub async fn require(
             Ok(Ok((browser, s)))
         }
         stale => {
-            let url = login::start(app, then, &browser, stale.is_some()).await?;
+            let url = login::start(app, then, &browser, stale.is_some(), None).await?;
             let mut res = see_other(url);
             if existing.is_none() {
                 let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));

@@ -9,8 +9,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{Code, FrontError, OAuthError};
 use super::params::Params;
-use super::records::{interaction_key, Interaction};
-use super::{checks, cookie_value, tokens, App, AppData, BROWSER_COOKIE};
+use super::records::{interaction_key, Interaction, RequestedClaims};
+use super::{checks, claims, cookie_value, request, tokens, App, AppData, BROWSER_COOKIE};
 use crate::ephemeral::EphemeralJson;
 use crate::interaction::page::ErrorPage;
 use crate::interaction::{login, session};
@@ -50,23 +50,12 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         }
     }
     let client = checks::client(&app.config, &params)?;
+    let params = signed_or_pushed(app, client, params).await?;
     let to = checks::redirect_uri(client, &params, app.issuer())?;
     let back = |error: OAuthError| FrontError::Redirect {
         to: to.clone(),
         error,
     };
-    if params.get("request").is_some() {
-        return Err(back(OAuthError::new(
-            Code::RequestNotSupported,
-            "request objects are not supported",
-        )));
-    }
-    if params.get("request_uri").is_some() {
-        return Err(back(OAuthError::new(
-            Code::RequestUriNotSupported,
-            "request_uri is not supported",
-        )));
-    }
     checks::response_type(&params).map_err(back)?;
     let scopes = checks::scope(&params).map_err(back)?;
     let code_challenge = checks::pkce(client, &params).map_err(back)?;
@@ -86,8 +75,16 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         scopes,
         allowed,
         acr_min,
+        claims: RequestedClaims {
+            id_token: claims::requested(params.get("claims"), "id_token"),
+            userinfo: claims::requested(params.get("claims"), "userinfo"),
+        },
         max_age: prompt.max_age,
         force_login: prompt.force_login,
+        login_hint: params
+            .get("login_hint")
+            .filter(|h| h.len() <= 256)
+            .map(str::to_string),
         browser: browser.clone(),
         csrf: tokens::random(),
         created_at: now,
@@ -115,7 +112,8 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         format!("/interaction/{id}")
     } else {
         let then = format!("/interaction/{id}");
-        login::start(app, &then, &browser, interaction.force_login || stale).await?
+        let hint = interaction.login_hint.as_deref();
+        login::start(app, &then, &browser, interaction.force_login || stale, hint).await?
     };
     let mut res = HttpResponse::SeeOther();
     res.insert_header((header::LOCATION, location))
@@ -124,6 +122,34 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         res.cookie(app.cookie(BROWSER_COOKIE, browser));
     }
     Ok(res.finish())
+}
+
+/// The parameters to check: those of a signed request object or of a pushed request if the
+/// request names one (and only them), else the URL's. An error goes back to the client if the
+/// URL names a redirect URI registered for it, else to a local page.
+async fn signed_or_pushed(
+    app: &App,
+    client: &crate::config::Client,
+    outer: Params,
+) -> Result<Params, FrontError> {
+    let inner = match (outer.get("request"), outer.get("request_uri")) {
+        (None, None) => return Ok(outer),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "request and request_uri cannot be used together",
+        )),
+        (Some(jwt), None) => request::open_object(app, client, jwt).await,
+        (None, Some(uri)) => request::take_pushed(app, client, uri).await,
+    };
+    inner.map_err(
+        |error| match checks::redirect_uri(client, &outer, app.issuer()) {
+            Ok(to) => FrontError::Redirect { to, error },
+            Err(_) => ErrorPage::bad_request(format!(
+                "La demande du service est invalide ({}).",
+                error.code.as_str()
+            ))
+            .into(),
+        },
+    )
 }
 
 /// `prompt=none` (OIDC Core §3.1.2.1): no page may be shown. Answered only with a session

@@ -59,8 +59,42 @@ fn granted(claim: &str, scopes: &[String]) -> bool {
         .any(|s| s == claim || by.contains(&s.as_str()))
 }
 
-/// The usager's claims the scopes grant; an absent value (birthplace abroad) stays absent.
-pub fn identity(identity: &Identity, scopes: &[String], out: &mut Map<String, Value>) {
+/// The identity claims a `claims` request parameter names for `target` (`id_token` or
+/// `userinfo`), essential or voluntary (OIDC Core §5.5); names we do not hold are ignored.
+pub fn requested(params_claims: Option<&str>, target: &str) -> Vec<String> {
+    let Some(request) = params_claims.and_then(|c| serde_json::from_str::<Value>(c).ok()) else {
+        return Vec::new();
+    };
+    request
+        .get(target)
+        .and_then(|t| t.as_object())
+        .into_iter()
+        .flat_map(|t| t.keys())
+        .filter(|k| IDENTITY_CLAIMS.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The identity claims held for a usager.
+const IDENTITY_CLAIMS: [&str; 8] = [
+    "given_name",
+    "family_name",
+    "birthdate",
+    "gender",
+    "birthplace",
+    "birthcountry",
+    "email",
+    "preferred_username",
+];
+
+/// The usager's claims the scopes grant, or the `claims` parameter asked for (`asked`); an
+/// absent value (birthplace abroad) stays absent.
+pub fn identity(
+    identity: &Identity,
+    scopes: &[String],
+    asked: &[String],
+    out: &mut Map<String, Value>,
+) {
     let fields: [(&str, Option<&String>); 8] = [
         ("given_name", Some(&identity.given_name)),
         ("family_name", Some(&identity.family_name)),
@@ -73,7 +107,7 @@ pub fn identity(identity: &Identity, scopes: &[String], out: &mut Map<String, Va
     ];
     for (name, value) in fields {
         if let Some(v) = value {
-            if granted(name, scopes) {
+            if granted(name, scopes) || asked.iter().any(|a| a == name) {
                 out.insert(name.into(), Value::String(v.clone()));
             }
         }
@@ -123,7 +157,12 @@ mod tests {
     #[test]
     fn scopes_release_only_their_claims() {
         let mut out = Map::new();
-        identity(&michel(), &["openid".into(), "given_name".into()], &mut out);
+        identity(
+            &michel(),
+            &["openid".into(), "given_name".into()],
+            &[],
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out["given_name"], "Michel");
     }
@@ -134,6 +173,7 @@ mod tests {
         identity(
             &michel(),
             &["openid".into(), "identite_pivot".into()],
+            &[],
             &mut out,
         );
         for c in [

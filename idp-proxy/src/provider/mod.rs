@@ -14,6 +14,7 @@ pub mod introspection;
 pub mod logout;
 pub mod params;
 pub mod records;
+pub mod request;
 pub mod token;
 pub mod tokens;
 pub mod userinfo;
@@ -151,6 +152,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(authorize::get))
     .route("/authorize", web::post().to(authorize::post))
     .route("/token", web::post().to(token::token))
+    .route("/par", web::post().to(request::push))
     .route("/revoke", web::post().to(introspection::revoke))
     .route("/introspect", web::post().to(introspection::introspect))
     .route("/userinfo", web::get().to(userinfo::userinfo))

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 /// Longest value accepted for one parameter; longer is an attack or a bug, not a login.
 pub const MAX_VALUE: usize = 2048;
+/// A signed request object (`request`) is longer than any other parameter.
+const MAX_REQUEST_OBJECT: usize = 8192;
 /// Most parameters accepted in one request.
 const MAX_PARAMS: usize = 40;
 
@@ -36,7 +38,12 @@ impl Params {
             if map.len() >= MAX_PARAMS {
                 return Err(ParamError::TooMany);
             }
-            if v.len() > MAX_VALUE {
+            let max = if k == "request" {
+                MAX_REQUEST_OBJECT
+            } else {
+                MAX_VALUE
+            };
+            if v.len() > max {
                 return Err(ParamError::TooLong(short(&k)));
             }
             // An empty value counts as absent (RFC 6749 §3.1).
@@ -52,6 +59,23 @@ impl Params {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Parameters from another source (a request object, a pushed request), bounded alike.
+    pub fn from_map(map: HashMap<String, String>) -> Result<Params, ParamError> {
+        if map.len() > MAX_PARAMS {
+            return Err(ParamError::TooMany);
+        }
+        if let Some((k, _)) = map.iter().find(|(_, v)| v.len() > MAX_VALUE) {
+            return Err(ParamError::TooLong(short(k)));
+        }
+        Ok(Params(
+            map.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
+        ))
+    }
+
+    pub fn into_map(self) -> HashMap<String, String> {
+        self.0
     }
 }
 

@@ -18,8 +18,14 @@ pub struct Interaction {
     pub allowed: Vec<Demarche>,
     /// The lowest eIDAS level (1–3) the client accepts, if it asked for one.
     pub acr_min: Option<u8>,
+    /// Identity claims the `claims` parameter asked for, in the ID token and at userinfo.
+    #[serde(default)]
+    pub claims: RequestedClaims,
     pub max_age: Option<i64>,
     pub force_login: bool,
+    /// Passed to the aidant's identity provider with the login request.
+    #[serde(default)]
+    pub login_hint: Option<String>,
     /// Must equal the browser cookie: an interaction cannot move to another browser.
     pub browser: String,
     pub csrf: String,
@@ -91,6 +97,15 @@ pub struct UsagerSession {
     pub csrf: String,
 }
 
+/// Claims asked for by name with the `claims` request parameter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RequestedClaims {
+    #[serde(rename = "i", default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token: Vec<String>,
+    #[serde(rename = "u", default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo: Vec<String>,
+}
+
 /// An upstream login in progress. Key: `up:{state}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UpstreamLogin {
@@ -126,6 +141,9 @@ pub struct Delegation {
     /// The aidant session's `sid` (back-channel logout names it).
     #[serde(rename = "x", default)]
     pub sid: String,
+    /// Identity claims asked by name (`claims` parameter), beyond the scopes.
+    #[serde(rename = "q", default)]
+    pub claims: RequestedClaims,
     /// When the access token was issued (0 in a code, not issued yet).
     #[serde(rename = "i", default)]
     pub issued_at: i64,

@@ -207,7 +207,12 @@ async fn id_token(
         c.insert("acr".into(), Value::from(delegation.acr.as_str()));
     }
     c.insert("at_hash".into(), Value::from(tokens::at_hash(access_token)));
-    claims::identity(&checked.identity, &delegation.scopes, &mut c);
+    claims::identity(
+        &checked.identity,
+        &delegation.scopes,
+        &delegation.claims.id_token,
+        &mut c,
+    );
     claims::delegation(checked, |id| app.subject(client, id), &mut c);
     let signed = app
         .keys()

@@ -54,7 +54,12 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
         "sub".into(),
         Value::from(app.subject(client, &checked.usager_id)),
     );
-    claims::identity(&checked.identity, &grant.scopes, &mut c);
+    claims::identity(
+        &checked.identity,
+        &grant.scopes,
+        &grant.claims.userinfo,
+        &mut c,
+    );
     claims::delegation(&checked, |id| app.subject(client, id), &mut c);
     let (signing, encryption) = (
         client.userinfo_signed_response_alg,

@@ -224,6 +224,7 @@ impl Upstream {
     pub async fn login_url(
         &self,
         force_login: bool,
+        login_hint: Option<&str>,
     ) -> Result<(String, String, PendingLogin), UpstreamError> {
         let d = self.discovered(false).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -240,6 +241,10 @@ impl Upstream {
         }
         if force_login || self.config.always_prompt_login {
             req = req.add_prompt(CoreAuthPrompt::Login);
+        }
+        if let Some(hint) = login_hint {
+            // The client's hint about the aidant (e.g. their email), passed on as it is.
+            req = req.add_extra_param("login_hint", hint.to_string());
         }
         if let Some(acr) = &self.config.acr_values {
             for value in acr.split(' ').filter(|v| !v.is_empty()) {
