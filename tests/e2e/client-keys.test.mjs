@@ -225,6 +225,8 @@ describe('signed and encrypted responses, and clients authenticating with keys',
     refused(await introspectWith(await assertion({ key: stranger })), 'unknown kid again');
     assert.ok(served.fetches - before <= 1, `an unknown kid refetches the client's keys at most once in a while (${served.fetches - before})`);
     refused(await introspectWith(await assertion({ key: other })), 'another client\'s key');
+    // A request object (typ oauth-authz-req+jwt) is never a client assertion (RFC 9101 §10.8).
+    refused(await introspectWith(await assertion({ header: { typ: 'oauth-authz-req+jwt' } })), 'a request object as assertion');
     // pkjwt-es registered ES256 only: its own key, with RS256 header, never verifies.
     refused(await introspectWith(await assertion({ key: sig.rs, clientId: 'pkjwt-es' })), 'an algorithm the client did not register');
   });

@@ -886,7 +886,8 @@ describe('oidcc-rp-initiated-logout-certification-test-plan (RP-Initiated OP, cl
     const [, payload] = idToken.split('.');
     const header = { ...jose.decodeProtectedHeader(idToken), alg: 'none' };
     const unsigned = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${payload}.`;
-    const out = await endSession(browser, { id_token_hint: unsigned, post_logout_redirect_uri: POST_LOGOUT, state: generators.state() });
+    // Left on the confirmation page: it must not lead back to the client.
+    const out = await endSession(browser, { id_token_hint: unsigned, post_logout_redirect_uri: POST_LOGOUT, state: generators.state(), confirm: false });
     assertErrorOrConfirmation(out, 'alg none id_token_hint');
   });
 
@@ -937,7 +938,7 @@ describe('oidcc-rp-initiated-logout-certification-test-plan (RP-Initiated OP, cl
     const forged = await new jose.SignJWT({ ...real })
       .setProtectedHeader({ alg: 'RS256', kid: jose.decodeProtectedHeader(idToken).kid, typ: 'JWT' })
       .sign(privateKey);
-    const out = await endSession(browser, { id_token_hint: forged, post_logout_redirect_uri: POST_LOGOUT, state: generators.state() });
+    const out = await endSession(browser, { id_token_hint: forged, post_logout_redirect_uri: POST_LOGOUT, state: generators.state(), confirm: false });
     assertErrorOrConfirmation(out, 'id_token_hint signed by another key');
   });
 });

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 
-import { Browser, formFields, jose, makeSp, parseForms, runDemarche, textOf, trace } from './harness.mjs';
+import { Browser, formFields, jose, makeSp, parseForms, rawRequest, runDemarche, textOf, trace } from './harness.mjs';
 import { SP1, startSeededWorld } from './world.mjs';
 
 describe('logout', () => {
@@ -83,6 +83,43 @@ describe('logout', () => {
     const confirmed = await throughUpstream(browser, await browser.navigate(form.action, { method: 'POST', form: formFields(form), stopAt }), stopAt);
     assert.ok(confirmed.stoppedAt?.href.startsWith(SP1.post_logout_redirect_uris[0]), `sent back to the client: ${confirmed.stoppedAt}`);
     assert.ok(!(await stillLoggedIn(browser)), 'logged out');
+  });
+
+  it('never redirects on the word of a hint that does not verify, even once the aidant confirms', async () => {
+    const { browser, r } = await loggedIn();
+    const [h, p] = r.tokenSet.id_token.split('.');
+    const tampered = `${h}.${p}.${'A'.repeat(86)}`;
+    const nav = await endSession(browser, { id_token_hint: tampered, client_id: SP1.client_id, post_logout_redirect_uri: SP1.post_logout_redirect_uris[0], state: 'x' });
+    const form = parseForms(nav.final.body, nav.final.url).find((f) => f.action.endsWith('/end_session'));
+    assert.ok(form, 'a confirmation page');
+    assert.ok(!formFields(form).has('post_logout_redirect_uri'), 'the redirect is not carried over');
+    const stopAt = (u) => u.href.startsWith('http://127.0.0.1:9/');
+    const done = await throughUpstream(browser, await browser.navigate(form.action, { method: 'POST', form: formFields(form), stopAt }), stopAt);
+    assert.ok(!done.stoppedAt, 'not sent to the client');
+    assert.ok(!(await stillLoggedIn(browser)), 'but logged out');
+  });
+
+  it('does not touch the session cookie for a request that carries none (a cross-site POST)', async () => {
+    const res = await rawRequest(`${world.proxy.issuer}/end_session`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('set-cookie'), null, 'no Set-Cookie clearing the aidant session');
+  });
+
+  it('tells the clients when a disabled aidant\'s session ends at their next page', async () => {
+    const { browser, r } = await loggedIn();
+    const start = received.length;
+    await world.proxy.cli(['aidants', 'disable', 'abdel']);
+    try {
+      const page = await browser.navigate(`${world.proxy.issuer}/espace-aidant`);
+      assert.equal(page.final.status, 403);
+      for (let i = 0; i < 30 && received.length === start; i++) await new Promise((res) => setTimeout(res, 100));
+      const token = received[start]?.body.get('logout_token');
+      assert.ok(token, 'a logout token was delivered');
+      assert.equal(jose.decodeJwt(token).sid, jose.decodeJwt(r.tokenSet.id_token).sid);
+    } finally {
+      await world.proxy.cli(['aidants', 'enable', 'abdel']);
+    }
   });
 
   it('sends a logout token to the back-channel URI, retried after a failure', async () => {

@@ -73,6 +73,29 @@ describe('request objects and pushed authorization requests', () => {
     }
   });
 
+  it('refuses an object shaped like a client assertion, and one replayed (jti)', async () => {
+    const attempt = (extra) => runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, choose: () => assert.fail('no page'),
+      exchange: false, rewrite: async (url) => {
+        const p = Object.fromEntries(url.searchParams);
+        url.searchParams.set('request', await sign({ ...p, iss: SP1.client_id, aud: world.proxy.issuer, exp: now() + 60, ...extra }));
+        return url;
+      } });
+    const asAssertion = await attempt({ sub: SP1.client_id });
+    assert.equal(asAssertion.error?.error, 'invalid_request_object', trace(asAssertion));
+    // The same signed object twice: its jti is spent after the first use.
+    let object;
+    const once = (url) => (async () => {
+      const p = Object.fromEntries(url.searchParams);
+      object ??= await sign({ ...p, iss: SP1.client_id, aud: world.proxy.issuer, exp: now() + 60, jti: 'only-once' });
+      url.searchParams.set('request', object);
+      return url;
+    })();
+    const first = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, exchange: false, rewrite: once });
+    assert.ok(first.code, trace(first));
+    const second = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, exchange: false, rewrite: once, choose: () => assert.fail('no page') });
+    assert.equal(second.error?.error, 'invalid_request_object', trace(second));
+  });
+
   async function push(params, auth = true) {
     const body = new URLSearchParams({ ...params, ...(auth ? { client_id: SP1.client_id } : {}) });
     return rawRequest(`${world.proxy.issuer}/par`, {
@@ -119,5 +142,10 @@ describe('request objects and pushed authorization requests', () => {
     const foreign = await push({ response_type: 'code', redirect_uri: 'https://evil.example/cb', scope: 'openid' });
     assert.equal(foreign.status, 400);
     assert.equal(JSON.parse(foreign.body).error, 'invalid_request');
+    // The rest of the request is checked at push time too: the client hears of it at once.
+    const implicit = await push({ response_type: 'token', redirect_uri: SP1.redirect_uris[0], scope: 'openid' });
+    assert.equal(JSON.parse(implicit.body).error, 'unsupported_response_type', implicit.body);
+    const noPkce = await push({ response_type: 'code', redirect_uri: SP1.redirect_uris[0], scope: 'openid' });
+    assert.equal(JSON.parse(noPkce.body).error, 'invalid_request', noPkce.body);
   });
 });

@@ -32,7 +32,7 @@ describe('public and pairwise subjects', () => {
     assert.equal(r.userinfo?.act?.sub, r.claims.act.sub);
     const info = await sps[clientId].client.introspect(r.tokenSet.access_token);
     assert.equal(info.sub, r.claims.sub, 'introspection says the same sub');
-    return { sub: r.claims.sub, act: r.claims.act.sub, mandate: r.claims.mandate.id };
+    return { sub: r.claims.sub, act: r.claims.act.sub, mandate: r.claims.mandate.id, sid: r.claims.sid };
   }
 
   it('advertises both subject types', () => {
@@ -47,8 +47,10 @@ describe('public and pairwise subjects', () => {
     const again = await seen('impots');
     const pro = await seen('impots-pro');
     const caf = await seen('caf');
-    assert.deepEqual(again, impots, 'stable across logins');
-    assert.deepEqual(pro, impots, 'same sector, same values');
+    // A new browser is a new session: sid changes, the subjects do not.
+    assert.deepEqual({ ...again, sid: undefined }, { ...impots, sid: undefined }, 'stable across logins');
+    assert.notEqual(caf.sid, impots.sid, 'sid per sector too');
+    assert.deepEqual({ ...pro, sid: undefined }, { ...impots, sid: undefined }, 'same sector, same values');
     for (const k of ['sub', 'act', 'mandate']) {
       assert.notEqual(caf[k], impots[k], `${k}: two sectors cannot link`);
       assert.notEqual(impots[k], pub[k], `${k}: not the public id`);

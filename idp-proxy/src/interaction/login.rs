@@ -148,6 +148,7 @@ pub async fn callback(
         csrf: tokens::random(),
         sid: tokens::random(),
         choices: Vec::new(),
+        served: Vec::new(),
     };
     let cookie = tokens::random();
     session::save(&app, &cookie, &session).await?;

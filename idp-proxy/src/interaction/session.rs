@@ -54,7 +54,14 @@ pub async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result
     if may {
         return Ok(());
     }
-    app.ephemeral.delete(&session_key(cookie)).await?;
+    // Ended like a logout: the clients it served hear of it too.
+    if let Some(ended) = app
+        .ephemeral
+        .take_json::<AidantSession>(&session_key(cookie))
+        .await?
+    {
+        crate::provider::backchannel::notify(app, &ended);
+    }
     Err(super::page::ErrorPage::forbidden(
         "Votre compte d'aidant n'est plus actif dans cette structure.",
     )

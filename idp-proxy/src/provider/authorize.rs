@@ -56,12 +56,13 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         to: to.clone(),
         error,
     };
-    checks::response_type(&params).map_err(back)?;
-    let scopes = checks::scope(&params).map_err(back)?;
-    let code_challenge = checks::pkce(client, &params).map_err(back)?;
-    let prompt = checks::prompt(&params).map_err(back)?;
-    let allowed = checks::rep_scope(client, &params).map_err(back)?;
-    let acr_min = checks::acr(client, &params).map_err(back)?;
+    let checks::Checked {
+        scopes,
+        code_challenge,
+        prompt,
+        allowed,
+        acr_min,
+    } = checks::authorization_request(client, &params).map_err(back)?;
 
     let now = app.now();
     let existing_browser = cookie_value(req, BROWSER_COOKIE);

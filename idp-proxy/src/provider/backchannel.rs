@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::records::AidantSession;
-use super::{tokens, AppData};
+use super::{tokens, App};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Attempts per client, and the wait before each retry.
@@ -20,9 +20,12 @@ const BACKOFF: [Duration; 3] = [
 ];
 
 /// Sends logout tokens for `session` to the clients it served, in the background.
-pub fn notify(app: &AppData, session: &AidantSession) {
-    // `choices` holds one entry per client.
-    for client_id in session.choices.iter().map(|c| c.client_id.as_str()) {
+pub fn notify(app: &App, session: &AidantSession) {
+    if session.sid.is_empty() {
+        // A session from before `sid` existed: its tokens named no session to end.
+        return;
+    }
+    for client_id in &session.served {
         let Some(client) = app.config.client(client_id) else {
             continue;
         };
@@ -36,7 +39,7 @@ pub fn notify(app: &AppData, session: &AidantSession) {
             "iat": now,
             "exp": now + 120,
             "jti": tokens::random(),
-            "sid": session.sid,
+            "sid": app.subject(client, &session.sid),
             "events": { EVENT: {} },
         });
         let token =

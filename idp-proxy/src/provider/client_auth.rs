@@ -145,6 +145,10 @@ async fn by_assertion<'a>(
         return Err(invalid_client("client_id does not match the assertion"));
     }
     let client = app.config.client(&iss).ok_or_else(failed)?;
+    if text(&head, "typ").is_some_and(|t| t.eq_ignore_ascii_case("oauth-authz-req+jwt")) {
+        // A request object is not a client assertion (RFC 9101 §10.8).
+        return Err(failed());
+    }
     let alg = text(&head, "alg").unwrap_or_default();
     let registered = client.token_endpoint_auth_signing_alg.as_deref();
     let verified = match client.token_endpoint_auth_method {

@@ -102,9 +102,17 @@ fn final_redirect(
     Ok((Some(url.into()), hint))
 }
 
-/// Whether a verified `id_token_hint` was issued in this session (its `sid`).
-fn names_session(hint: &serde_json::Value, s: &AidantSession) -> bool {
-    !s.sid.is_empty() && hint.get("sid").and_then(|v| v.as_str()) == Some(s.sid.as_str())
+/// Whether a verified `id_token_hint` was issued in this session (its `sid`, as its client
+/// sees it).
+fn names_session(app: &App, hint: &serde_json::Value, s: &AidantSession) -> bool {
+    let client = hint
+        .get("aud")
+        .and_then(|a| a.as_str())
+        .and_then(|a| app.config.client(a));
+    let Some(client) = client.filter(|_| !s.sid.is_empty()) else {
+        return false;
+    };
+    hint.get("sid").and_then(|v| v.as_str()) == Some(app.subject(client, &s.sid).as_str())
 }
 
 fn go(redirect: Option<String>) -> HttpResponse {
@@ -131,12 +139,14 @@ async fn end_session(
         None => None,
     };
     if let Some(s) = &session {
-        let by_hint = hint.as_ref().is_some_and(|h| names_session(h, s));
+        let by_hint = hint.as_ref().is_some_and(|h| names_session(app, h, s));
         let by_aidant = params
             .get("logout_confirm")
             .is_some_and(|c| !s.csrf.is_empty() && tokens::same(c, &s.csrf));
         if !(by_hint || by_aidant) {
-            return Ok(confirm_page(s, &params, hint.as_ref()));
+            // A hint that did not verify: no redirect after the confirmation either.
+            let unverified = params.get("id_token_hint").is_some() && hint.is_none();
+            return Ok(confirm_page(s, &params, hint.as_ref(), unverified));
         }
     }
     // Taken: a second logout of the same session finds nothing to end.
@@ -145,9 +155,11 @@ async fn end_session(
         _ => None,
     };
     let mut upstream = None;
+    let mut ended = false;
     if let Some(s) = session {
         tracing::info!(aidant = %s.aidant_id, "aidant logged out");
         super::backchannel::notify(app, &s);
+        ended = true;
         let state = tokens::random();
         let back = format!("{}/logout/callback", app.issuer());
         if let Some(url) = app
@@ -166,7 +178,11 @@ async fn end_session(
         }
     }
     let mut res = go(upstream.or(redirect));
-    let _ = res.add_cookie(&app.removal_cookie(SESSION_COOKIE));
+    // Only a session really ended clears the cookie: a cross-site POST, which carries no
+    // cookie, must not log the aidant out in the browser either.
+    if ended {
+        let _ = res.add_cookie(&app.removal_cookie(SESSION_COOKIE));
+    }
     Ok(res)
 }
 
@@ -174,6 +190,7 @@ fn confirm_page(
     s: &AidantSession,
     params: &Params,
     hint: Option<&serde_json::Value>,
+    unverified_hint: bool,
 ) -> HttpResponse {
     // The client named by the request or its hint, so the redirect can be checked again.
     let client_id = params.get("client_id").map(str::to_string).or_else(|| {
@@ -190,6 +207,7 @@ fn confirm_page(
         ("state", params.get("state").map(str::to_string)),
     ]
     .into_iter()
+    .filter(|(k, _)| !unverified_hint || *k == "state")
     .filter_map(|(k, v)| Some((k, v?)))
     .collect();
     let page = Confirm {

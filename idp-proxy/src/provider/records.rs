@@ -61,6 +61,10 @@ pub struct AidantSession {
     /// The last choice per client in this session (ids only), for `prompt=none`.
     #[serde(default)]
     pub choices: Vec<LastChoice>,
+    /// Every client served in this session (back-channel logout reaches them all); bounded by
+    /// the clients configured.
+    #[serde(default)]
+    pub served: Vec<String>,
 }
 
 /// A choice the aidant made for a client in this session. Ids only.
@@ -73,8 +77,11 @@ pub struct LastChoice {
 }
 
 impl AidantSession {
-    /// Keeps the newest choice per client, for a few clients at most.
+    /// Keeps the newest choice per client, for a few clients at most, and the client as served.
     pub fn remember(&mut self, choice: LastChoice) {
+        if !self.served.contains(&choice.client_id) {
+            self.served.push(choice.client_id.clone());
+        }
         self.choices.retain(|c| c.client_id != choice.client_id);
         self.choices.push(choice);
         if self.choices.len() > 8 {

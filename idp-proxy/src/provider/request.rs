@@ -15,7 +15,7 @@ use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
 use super::params::Params;
 use super::token::is_form;
-use super::{tokens, App, AppData};
+use super::{checks, tokens, App, AppData};
 use crate::config::{Client, SigningAlg};
 use crate::ephemeral::EphemeralJson;
 use crate::keys::verify_with_jwks;
@@ -92,6 +92,24 @@ pub async fn open_object(app: &App, client: &Client, jwt: &str) -> Result<Params
     if text("client_id").is_some_and(|c| c != client.client_id) {
         return Err(invalid_object("request object client_id does not match"));
     }
+    // Shaped like a client assertion (sub = client_id) it could be replayed as one: refused
+    // (RFC 9101 §10.8); and client assertions refuse this object's `typ`.
+    if text("sub") == Some(client.client_id.as_str()) {
+        return Err(invalid_object(
+            "request object sub must not be the client_id",
+        ));
+    }
+    // Used once when it names itself (`jti`): a request object seen in a URL is not replayed.
+    if let Some(jti) = text("jti") {
+        let key = format!(
+            "ro:{}",
+            tokens::sha256_b64(&format!("{}\0{jti}", client.client_id))
+        );
+        let ttl = Duration::from_secs((exp_of(&claims) - now).max(1) as u64);
+        if !app.ephemeral.put_if_absent(&key, Vec::new(), ttl).await? {
+            return Err(invalid_object("request object already used (jti)"));
+        }
+    }
     // Its members are the request's parameters; objects (claims) travel as JSON text.
     let mut map = HashMap::new();
     for (k, v) in claims.as_object().into_iter().flatten() {
@@ -121,6 +139,10 @@ pub async fn open_object(app: &App, client: &Client, jwt: &str) -> Result<Params
     Params::from_map(map).map_err(|e| invalid_object(&e.to_string()))
 }
 
+fn exp_of(claims: &Value) -> i64 {
+    claims.get("exp").and_then(|e| e.as_i64()).unwrap_or(0)
+}
+
 /// The pushed request named by `request_uri`, taken once, if `client` pushed it.
 pub async fn take_pushed(app: &App, client: &Client, uri: &str) -> Result<Params, OAuthError> {
     let invalid = || {
@@ -139,14 +161,13 @@ pub async fn take_pushed(app: &App, client: &Client, uri: &str) -> Result<Params
     if uri.len() > 128 {
         return Err(invalid());
     }
-    let pushed: Pushed = app
-        .ephemeral
-        .take_json(&format!("par:{}", tokens::sha256_b64(uri)))
-        .await?
-        .ok_or_else(invalid)?;
+    let key = format!("par:{}", tokens::sha256_b64(uri));
+    // Checked before it is taken: another client holding the URI cannot burn it.
+    let pushed: Pushed = app.ephemeral.get_json(&key).await?.ok_or_else(invalid)?;
     if pushed.client_id != client.client_id {
         return Err(invalid());
     }
+    let pushed: Pushed = app.ephemeral.take_json(&key).await?.ok_or_else(invalid)?;
     Params::from_map(pushed.params).map_err(|_| invalid())
 }
 
@@ -175,7 +196,8 @@ pub async fn push(
         map.remove(auth);
     }
     map.insert("client_id".into(), client.client_id.clone());
-    // What can be checked without the browser is checked now (RFC 9126 §2.1).
+    // What can be checked without the browser is checked now (RFC 9126 §2.1): the client
+    // hears of a bad request from this answer, not from its user's browser.
     let redirect_ok = map
         .get("redirect_uri")
         .is_some_and(|r| client.redirect_uris.iter().any(|u| u == r));
@@ -184,6 +206,9 @@ pub async fn push(
             OAuthError::invalid_request("redirect_uri is missing or not registered").into(),
         );
     }
+    let pushed_params =
+        Params::from_map(map.clone()).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    checks::authorization_request(client, &pushed_params)?;
     let uri = format!("{REQUEST_URI_PREFIX}{}", tokens::random());
     let pushed = Pushed {
         client_id: client.client_id.clone(),

@@ -198,7 +198,11 @@ async fn id_token(
     let delegation = &grant.delegation;
     c.insert("auth_time".into(), Value::from(delegation.auth_time));
     if !delegation.sid.is_empty() {
-        c.insert("sid".into(), Value::from(delegation.sid.as_str()));
+        // Per sector for pairwise clients, like `sub`: no cross-sector link.
+        c.insert(
+            "sid".into(),
+            Value::from(app.subject(client, &delegation.sid)),
+        );
     }
     if let Some(nonce) = &grant.nonce {
         c.insert("nonce".into(), Value::from(nonce.as_str()));
