@@ -83,18 +83,49 @@ fn default_pool() -> u32 {
     8
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ephemeral {
     #[serde(default)]
     pub backend: EphemeralBackend,
+    /// Redis: `redis://` or `rediss://` (TLS), password in the URL — from the environment
+    /// (`IDP_PROXY_EPHEMERAL__URL`), never from a file in the repository.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Put before every key, so deployments can share a Redis.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Bound on each Redis command and (re)connection: past it, the request fails closed.
+    #[serde(default = "default_ephemeral_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_prefix() -> String {
+    "idp-proxy:".into()
+}
+fn default_ephemeral_timeout() -> u64 {
+    500
+}
+
+impl Default for Ephemeral {
+    fn default() -> Self {
+        Ephemeral {
+            backend: EphemeralBackend::default(),
+            url: None,
+            prefix: default_prefix(),
+            timeout_ms: default_ephemeral_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EphemeralBackend {
+    /// In this process: one node only.
     #[default]
     Memory,
+    /// Shared by every node.
+    Redis,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -708,6 +739,12 @@ impl Config {
                 "10 is the usual value",
             ),
             (
+                "ephemeral.timeout_ms",
+                self.ephemeral.timeout_ms,
+                60_000,
+                "500 is the usual value",
+            ),
+            (
                 "keys.jwks_max_age_secs",
                 self.keys.jwks_max_age_secs,
                 day,
@@ -734,6 +771,16 @@ impl Config {
         ] {
             if value == 0 || value > max {
                 return Err(self.invalid(key, format!("must be between 1 and {max}"), fix));
+            }
+        }
+        if self.ephemeral.backend == EphemeralBackend::Redis {
+            let url = self.ephemeral.url.as_deref().unwrap_or_default();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(self.invalid(
+                    "ephemeral.url",
+                    "the redis backend needs a redis:// or rediss:// URL",
+                    "set IDP_PROXY_EPHEMERAL__URL=redis://:PASSWORD@HOST:6379",
+                ));
             }
         }
         if self.retention.days < self.mandates.max_days {

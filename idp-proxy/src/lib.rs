@@ -18,7 +18,7 @@ use actix_web::{middleware, web, HttpResponse, HttpServer};
 use mandate_store::Store;
 
 use crate::config::{Config, EphemeralBackend};
-use crate::ephemeral::{EphemeralStore, MemoryStore};
+use crate::ephemeral::{EphemeralStore, MemoryStore, RedisStore};
 use crate::keys::KeyRing;
 use crate::provider::App;
 use crate::upstream::Upstream;
@@ -35,12 +35,20 @@ pub fn open_store(config: &Config, keys: &KeyRing) -> anyhow::Result<Store> {
     )?)
 }
 
-pub fn build_app(config: Config) -> anyhow::Result<App> {
+pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let keys = KeyRing::load(&config.keys.dir)?;
     let store = open_store(&config, &keys)?;
     store.migrate()?;
     let ephemeral: Arc<dyn EphemeralStore> = match config.ephemeral.backend {
         EphemeralBackend::Memory => Arc::new(MemoryStore::default()),
+        EphemeralBackend::Redis => {
+            let e = &config.ephemeral;
+            let timeout = std::time::Duration::from_millis(e.timeout_ms);
+            Arc::new(
+                RedisStore::connect(e.url.as_deref().unwrap_or_default(), &e.prefix, timeout)
+                    .await?,
+            )
+        }
     };
     let upstream = Upstream::new(
         config.upstream.aidant.clone(),
@@ -85,7 +93,7 @@ pub fn build_app(config: Config) -> anyhow::Result<App> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let workers = config.server.workers;
-    let app = web::Data::new(build_app(config)?);
+    let app = web::Data::new(build_app(config).await?);
     // Database writes are the only blocking calls, at most one per pooled connection: a small
     // fixed set of blocking threads per worker serves them without churn.
     let blocking = (app.config.database.max_connections as usize).clamp(2, 16);

@@ -300,6 +300,10 @@ export async function startProxy({ clients, upstreamIssuer, importToml, database
       scopes: ['openid', 'email', 'profile'],
     },
   };
+  // E2E_REDIS_URL: the short-lived state in a real Redis, under a prefix of this proxy's own.
+  if (process.env.E2E_REDIS_URL) {
+    cfg.ephemeral = { backend: 'redis', url: process.env.E2E_REDIS_URL, prefix: `idp-proxy-e2e:${randomBytes(6).toString('hex')}:` };
+  }
   for (const [k, v] of Object.entries(config)) {
     cfg[k] = v && typeof v === 'object' && !Array.isArray(v) ? { ...cfg[k], ...v } : v;
   }

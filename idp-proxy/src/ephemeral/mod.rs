@@ -4,9 +4,11 @@
 //! callers serialise. Never store a credential here longer than its own lifetime.
 
 mod memory;
+mod redis;
 
 use std::time::Duration;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
