@@ -57,6 +57,14 @@ impl Store {
         db::run_migrations(&mut conn)
     }
 
+    /// One round trip to the database (readiness probes).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        use diesel::RunQueryDsl;
+        let mut conn = self.conn()?;
+        diesel::sql_query("SELECT 1").execute(&mut conn)?;
+        Ok(())
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend(&self) -> &'static str {
         self.backend

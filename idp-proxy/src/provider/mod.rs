@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod client_keys;
 pub mod discovery;
 pub mod error;
+pub mod health;
 pub mod introspection;
 pub mod logout;
 pub mod params;
@@ -149,6 +150,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(discovery::configuration),
     )
     .route("/jwks", web::get().to(discovery::jwks))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
     .route("/authorize", web::get().to(authorize::get))
     .route("/authorize", web::post().to(authorize::post))
     .route("/token", web::post().to(token::token))

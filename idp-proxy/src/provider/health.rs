@@ -1,0 +1,46 @@
+//! Probes for orchestrators: `/healthz` says the process answers; `/readyz` says this node can
+//! serve a flow now — the database answers, the ephemeral store takes a write and gives it
+//! back, the key ring is loaded — and names what fails, without details an attacker could use.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::HttpResponse;
+use serde_json::json;
+
+use super::{tokens, AppData};
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(app: AppData) -> HttpResponse {
+    let database = matches!(app.read(|store| store.ping()).await, Ok(Ok(())));
+    let key = format!("ready:{}", tokens::random());
+    let ephemeral = match app
+        .ephemeral
+        .put(&key, b"1".to_vec(), Duration::from_secs(5))
+        .await
+    {
+        Ok(()) => matches!(app.ephemeral.take(&key).await, Ok(Some(_))),
+        Err(_) => false,
+    };
+    // A loaded ring always has a signing key per algorithm (KeyRing::load refuses otherwise).
+    let keys = !app.keys().signing_keys().is_empty();
+    let ready = database && ephemeral && keys;
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "ephemeral": ephemeral,
+        "keys": keys,
+    });
+    let mut res = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    res.insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}

@@ -1,0 +1,82 @@
+// Probes and failing closed on Redis: /healthz answers while the process lives; /readyz says
+// whether this node can serve now (database, ephemeral store, keys). With its Redis stopped a
+// node is not ready and a démarche gets a clear 503, no code; Redis back, the same process
+// serves again without a restart.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+
+import { freePort, makeSp, runDemarche, startWorld, textOf, trace } from './harness.mjs';
+import { IMPORT, SP1, UPSTREAM_ACCOUNTS } from './world.mjs';
+
+async function redisOn(port) {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  for (let i = 0; i < 50; i++) {
+    const up = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (up) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`redis-server did not start on ${port}`);
+}
+
+describe('readiness, and Redis going away and coming back', () => {
+  let world;
+  let sp;
+  let redis;
+  let port;
+
+  before(async () => {
+    port = await freePort();
+    redis = await redisOn(port);
+    world = await startWorld({ clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS,
+      config: { ephemeral: { backend: 'redis', url: `redis://127.0.0.1:${port}`, prefix: 'readiness:', timeout_ms: 300 } } });
+    sp = await makeSp(world.proxy, SP1);
+  });
+
+  after(async () => {
+    await world?.stop();
+    redis?.kill('SIGKILL');
+  });
+
+  const probe = async (path) => {
+    const res = await fetch(`${world.proxy.issuer}${path}`);
+    return { status: res.status, body: await res.json() };
+  };
+
+  it('is alive and ready with its database, Redis and keys', async () => {
+    assert.deepEqual(await probe('/healthz'), { status: 200, body: { status: 'ok' } });
+    assert.deepEqual(await probe('/readyz'), { status: 200, body: { status: 'ready', database: true, ephemeral: true, keys: true } });
+    const ok = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp });
+    assert.ok(ok.claims?.act, trace(ok));
+  });
+
+  it('fails closed while Redis is down, and serves again when it is back, without a restart', async () => {
+    redis.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    const down = await probe('/readyz');
+    assert.equal(down.status, 503);
+    assert.equal(down.body.ephemeral, false);
+    assert.equal(down.body.database, true);
+    assert.equal((await probe('/healthz')).status, 200, 'alive all the same');
+    const refused = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp });
+    assert.equal(refused.code ?? null, null, 'no code without the store');
+    assert.equal(refused.final?.status, 503, trace(refused));
+    assert.match(textOf(refused.final.body), /momentanément indisponible/);
+
+    redis = await redisOn(port);
+    let ready;
+    for (let i = 0; i < 50; i++) {
+      ready = await probe('/readyz');
+      if (ready.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(ready.status, 200, JSON.stringify(ready.body));
+    const back = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp });
+    assert.ok(back.claims?.act, trace(back));
+  });
+});
