@@ -121,7 +121,7 @@ function psql(serverUrl, sql) {
   });
 }
 
-async function createPgDatabase(serverUrl) {
+export async function createPgDatabase(serverUrl) {
   const name = `idp_proxy_e2e_${Date.now()}_${randomBytes(4).toString('hex')}`;
   await psql(serverUrl, `CREATE DATABASE ${name}`);
   const u = new URL(serverUrl);
