@@ -53,6 +53,8 @@ pub struct Config {
     pub mandates: Mandates,
     #[serde(default)]
     pub retention: Retention,
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     pub upstream: Upstreams,
     #[serde(default)]
     pub clients: Vec<Client>,
@@ -218,6 +220,52 @@ impl Default for Session {
             idle_timeout_secs: default_idle(),
             interaction_ttl_secs: default_interaction(),
             max_lifetime_secs: default_session_max(),
+        }
+    }
+}
+
+/// Requests allowed per window, counted in the ephemeral store (so across nodes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Token, revocation, introspection and PAR requests per client.
+    #[serde(default = "default_per_client")]
+    pub per_client: u64,
+    /// Authorization requests and login callbacks per IP address.
+    #[serde(default = "default_per_ip")]
+    pub per_ip: u64,
+    /// Choice pages and choices per aidant.
+    #[serde(default = "default_per_aidant")]
+    pub per_aidant: u64,
+    /// The header that carries the client's address behind a reverse proxy you run (e.g.
+    /// "X-Forwarded-For", its first address); without it, the peer address counts.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+}
+
+fn default_window() -> u64 {
+    60
+}
+fn default_per_client() -> u64 {
+    6000
+}
+fn default_per_ip() -> u64 {
+    120
+}
+fn default_per_aidant() -> u64 {
+    240
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            window_secs: default_window(),
+            per_client: default_per_client(),
+            per_ip: default_per_ip(),
+            per_aidant: default_per_aidant(),
+            client_ip_header: None,
         }
     }
 }
@@ -737,6 +785,30 @@ impl Config {
                 self.keys.reload_secs,
                 day,
                 "10 is the usual value",
+            ),
+            (
+                "rate_limits.window_secs",
+                self.rate_limits.window_secs,
+                3600,
+                "60 is the usual value",
+            ),
+            (
+                "rate_limits.per_client",
+                self.rate_limits.per_client,
+                100_000_000,
+                "6000 a minute is the usual value",
+            ),
+            (
+                "rate_limits.per_ip",
+                self.rate_limits.per_ip,
+                100_000_000,
+                "120 a minute is the usual value",
+            ),
+            (
+                "rate_limits.per_aidant",
+                self.rate_limits.per_aidant,
+                100_000_000,
+                "240 a minute is the usual value",
             ),
             (
                 "ephemeral.timeout_ms",

@@ -293,6 +293,8 @@ export async function startProxy({ clients, upstreamIssuer, importToml, database
     session: { idle_timeout_secs: 900 },
     // The seeded world keeps an expired mandate to test refusals: no purge behind the tests' back.
     retention: { automatic: false },
+    // Every test runs from 127.0.0.1 as a handful of aidants: only rate-limits.test.mjs limits.
+    rate_limits: { per_client: 1000000, per_ip: 1000000, per_aidant: 1000000 },
     'upstream.aidant': {
       issuer: upstreamIssuer,
       client_id: 'idp-proxy',

@@ -61,6 +61,18 @@ impl Shard {
 
 #[async_trait::async_trait]
 impl EphemeralStore for MemoryStore {
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, EphemeralError> {
+        let now = Instant::now();
+        let mut shard = self.shard(key)?;
+        if let Some((_, value)) = shard.live(key, now) {
+            let n = u64::from_le_bytes(value.as_slice().try_into().unwrap_or([0; 8])) + 1;
+            *value = n.to_le_bytes().to_vec();
+            return Ok(n);
+        }
+        shard.insert(key, 1u64.to_le_bytes().to_vec(), ttl, now);
+        Ok(1)
+    }
+
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), EphemeralError> {
         self.shard(key)?.insert(key, value, ttl, Instant::now());
         Ok(())

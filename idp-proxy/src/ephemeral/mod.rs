@@ -37,6 +37,9 @@ pub trait EphemeralStore: Send + Sync + 'static {
     /// Returns and removes the value in one atomic step: two concurrent takes never both win.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     async fn delete(&self, key: &str) -> Result<(), EphemeralError>;
+    /// Adds one to the counter under `key` and returns it; a new counter lives `ttl` (a fixed
+    /// window: later increments do not extend it). Rate limits count with it.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, EphemeralError>;
 }
 
 /// Typed helpers over the byte store: JSON in, JSON out.
@@ -114,5 +117,17 @@ pub(crate) mod suite {
             .put_if_absent(&k("short"), b"t".to_vec(), ttl)
             .await
             .unwrap());
+        // Counters: one more each time, within a window that later increments do not extend.
+        let window = Duration::from_millis(800);
+        assert_eq!(store.incr(&k("n"), window).await.unwrap(), 1);
+        assert_eq!(store.incr(&k("n"), window).await.unwrap(), 2);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(store.incr(&k("n"), window).await.unwrap(), 3);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            store.incr(&k("n"), window).await.unwrap(),
+            1,
+            "a new window"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The Redis backend, shared by every node: `SET … PX` puts a TTL on everything, `SET NX`
-//! makes the replay caches, `GETDEL` the single-use take (Redis ≥ 6.2). Every key carries
+//! makes the replay caches, `GETDEL` the single-use take, `INCR` + `PEXPIRE … NX` the rate
+//! limit counters (Redis ≥ 7.0). Every key carries
 //! the deployment's prefix, so several deployments can share one Redis. The connection
 //! manager reconnects by itself; while Redis is unreachable every call fails, and callers
 //! fail closed.
@@ -88,6 +89,23 @@ impl EphemeralStore for RedisStore {
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
         let mut conn = self.conn.clone();
         conn.get_del(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, EphemeralError> {
+        // INCR, then an expiry only where none is set yet: one round trip, a fixed window.
+        let mut conn = self.conn.clone();
+        let (n,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(self.key(key), 1)
+            .cmd("PEXPIRE")
+            .arg(self.key(key))
+            .arg(millis(ttl))
+            .arg("NX")
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(n)
     }
 
     async fn delete(&self, key: &str) -> Result<(), EphemeralError> {

@@ -103,6 +103,12 @@ pub async fn callback(
     app: AppData,
     query: web::Query<Callback>,
 ) -> Result<HttpResponse, FrontError> {
+    let ip = crate::provider::limits::client_ip(&app, &req);
+    if let Some(after) =
+        crate::provider::limits::over(&app, crate::provider::limits::Limit::Ip, &ip).await?
+    {
+        return Err(ErrorPage::too_many(after).into());
+    }
     let login: UpstreamLogin =
         take_login(&req, &app, "up", &query, |l: &UpstreamLogin| &l.browser).await?;
     let identity = app

@@ -169,6 +169,10 @@ async fn load(
     let now = app.now();
     match session::current(req, app, &browser).await? {
         Some((cookie, mut s)) if session::satisfies(app, &s, &ix, now) => {
+            let limit = crate::provider::limits::Limit::Aidant;
+            if let Some(after) = crate::provider::limits::over(app, limit, &s.aidant_id).await? {
+                return Err(ErrorPage::too_many(after).into());
+            }
             session::may_still_act(app, &cookie, &s).await?;
             s.last_seen = now;
             session::save(app, &cookie, &s).await?;

@@ -10,6 +10,9 @@ use askama::Template;
 pub struct ErrorPage {
     #[template(skip)]
     pub status: StatusCode,
+    /// Seconds to wait (429): sent as `Retry-After`.
+    #[template(skip)]
+    pub retry_after: Option<u64>,
     pub title: String,
     pub message: String,
     pub advice: String,
@@ -19,6 +22,7 @@ impl ErrorPage {
     pub fn new(status: StatusCode, title: &str, message: impl Into<String>, advice: &str) -> Self {
         ErrorPage {
             status,
+            retry_after: None,
             title: title.into(),
             message: message.into(),
             advice: advice.into(),
@@ -61,8 +65,26 @@ impl ErrorPage {
         )
     }
 
+    pub fn too_many(retry_after: u64) -> Self {
+        ErrorPage {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Trop de demandes",
+                "Trop de demandes ont été faites en peu de temps depuis ce poste ou ce compte.",
+                "Patientez une minute, puis réessayez.",
+            )
+        }
+    }
+
     pub fn response(&self) -> HttpResponse {
-        html(self.status, self.render())
+        let mut res = html(self.status, self.render());
+        if let Some(after) = self.retry_after {
+            if let Ok(v) = header::HeaderValue::from_str(&after.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
     }
 }
 

@@ -39,6 +39,10 @@ pub async fn post(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Fr
 }
 
 async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpResponse, FrontError> {
+    let ip = super::limits::client_ip(app, req);
+    if let Some(after) = super::limits::over(app, super::limits::Limit::Ip, &ip).await? {
+        return Err(ErrorPage::too_many(after).into());
+    }
     let params = Params::parse(raw)
         .map_err(|e| ErrorPage::bad_request(format!("Requête invalide : {e}.")))?;
     for name in ["state", "nonce"] {

@@ -16,6 +16,7 @@ use ring::digest::{digest, SHA256};
 use serde_json::Value;
 
 use super::error::{Code, OAuthError};
+use super::limits::{self, Limit};
 use super::params::Params;
 use super::{tokens, App};
 use crate::config::{Client, ClientAuth, SigningAlg};
@@ -60,8 +61,21 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-/// The client this request authenticates, by the one method it registered.
+/// The client this request authenticates, by the one method it registered, within its rate
+/// limit (counted once authenticated: failures cannot lock a client out).
 pub async fn authenticate<'a>(
+    req: &HttpRequest,
+    app: &'a App,
+    params: &Params,
+) -> Result<&'a Client, OAuthError> {
+    let client = identify(req, app, params).await?;
+    if let Some(after) = limits::over(app, Limit::Client, &client.client_id).await? {
+        return Err(OAuthError::rate_limited(after));
+    }
+    Ok(client)
+}
+
+async fn identify<'a>(
     req: &HttpRequest,
     app: &'a App,
     params: &Params,

@@ -29,6 +29,8 @@ pub enum Code {
     InvalidRequestObject,
     InvalidRequestUri,
     UnmetAuthenticationRequirements,
+    /// Over a rate limit: 429 with Retry-After (sent as `temporarily_unavailable`).
+    RateLimited,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -52,6 +54,7 @@ impl Code {
             Code::InvalidRequestObject => "invalid_request_object",
             Code::InvalidRequestUri => "invalid_request_uri",
             Code::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
+            Code::RateLimited => "temporarily_unavailable",
             Code::ServerError => "server_error",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -63,6 +66,8 @@ impl Code {
 pub struct OAuthError {
     pub code: Code,
     pub description: String,
+    /// Seconds to wait, for `RateLimited` (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -70,6 +75,7 @@ impl OAuthError {
         OAuthError {
             code,
             description: ascii_description(&description.into()),
+            retry_after: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -77,6 +83,12 @@ impl OAuthError {
     }
     pub fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(Code::InvalidGrant, d)
+    }
+    pub fn rate_limited(retry_after: u64) -> Self {
+        OAuthError {
+            retry_after: Some(retry_after),
+            ..Self::new(Code::RateLimited, "too many requests, retry later")
+        }
     }
     pub fn unavailable() -> Self {
         Self::new(
@@ -123,6 +135,7 @@ impl ResponseError for JsonError {
         match self.0.code {
             Code::InvalidClient | Code::InvalidToken => StatusCode::UNAUTHORIZED,
             Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -132,6 +145,10 @@ impl ResponseError for JsonError {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CACHE_CONTROL, "no-store"));
         match self.0.code {
+            Code::RateLimited => {
+                let after = self.0.retry_after.unwrap_or(1);
+                res.insert_header((header::RETRY_AFTER, after.to_string()));
+            }
             Code::InvalidClient => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"idp-proxy\""));
             }

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod introspection;
+pub mod limits;
 pub mod logout;
 pub mod params;
 pub mod records;
