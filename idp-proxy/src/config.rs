@@ -448,6 +448,9 @@ pub struct Client {
     /// …or a sector named in config (clients of one administration share it).
     #[serde(default)]
     pub sector: Option<String>,
+    /// The sector of a pairwise client, resolved once at load (`None`: public subjects).
+    #[serde(skip)]
+    pub pairwise_sector: Option<String>,
     /// Where logout tokens go when the aidant's session ends (OIDC Back-Channel Logout).
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
@@ -646,6 +649,11 @@ impl Config {
             )?;
         }
         config.validate()?;
+        for c in &mut config.clients {
+            c.pairwise_sector = (c.subject_type == SubjectType::Pairwise)
+                .then(|| c.sector())
+                .flatten();
+        }
         Ok(config)
     }
 }

@@ -71,11 +71,9 @@ impl App {
 
     /// A person's id (usager or aidant) as `client` sees it: the id itself, or pairwise.
     pub fn subject(&self, client: &crate::config::Client, local_id: &str) -> String {
-        match (client.subject_type, client.sector()) {
-            (crate::config::SubjectType::Pairwise, Some(sector)) => {
-                self.keys().pairwise(&sector, local_id)
-            }
-            _ => local_id.to_string(),
+        match &client.pairwise_sector {
+            Some(sector) => self.keys().pairwise(sector, local_id),
+            None => local_id.to_string(),
         }
     }
 
