@@ -10,9 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
-use super::params::Params;
 use super::records::{access_token_key, Delegation};
-use super::token::{check_mandate, is_form};
+use super::token::{check_mandate, form_params};
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;
 
@@ -22,12 +21,7 @@ async fn read<'a>(
     app: &'a AppData,
     body: &web::Bytes,
 ) -> Result<(&'a crate::config::Client, Option<String>), OAuthError> {
-    if !is_form(req) {
-        return Err(OAuthError::invalid_request(
-            "expected application/x-www-form-urlencoded",
-        ));
-    }
-    let params = Params::parse(body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let params = form_params(req, body)?;
     let client = authenticate(req, app, &params).await?;
     let token = params
         .get("token")

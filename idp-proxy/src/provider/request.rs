@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
 use super::params::Params;
-use super::token::is_form;
+use super::token::form_params;
 use super::{checks, tokens, App, AppData};
 use crate::config::{Client, SigningAlg};
 use crate::ephemeral::EphemeralJson;
@@ -178,12 +178,7 @@ pub async fn push(
     app: AppData,
     body: web::Bytes,
 ) -> Result<HttpResponse, JsonError> {
-    if !is_form(&req) {
-        return Err(
-            OAuthError::invalid_request("expected application/x-www-form-urlencoded").into(),
-        );
-    }
-    let params = Params::parse(&body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let params = form_params(&req, &body)?;
     let client = authenticate(&req, &app, &params).await?;
     if params.get("request_uri").is_some() {
         return Err(OAuthError::invalid_request("request_uri cannot be pushed").into());

@@ -25,17 +25,45 @@ pub fn is_form(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
+/// The parameters of a back-channel request (token, revocation, introspection, PAR): a form,
+/// parsed as every protocol request is.
+pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
+    if !is_form(req) {
+        return Err(OAuthError::invalid_request(
+            "expected application/x-www-form-urlencoded",
+        ));
+    }
+    Params::parse(body).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
+/// `claims` as a JWT for `client`: signed with `sign` (if any), then encrypted with `encrypt`
+/// (if any) to the client's key; a signed JWT inside is marked `cty: JWT`.
+pub async fn jwt_for(
+    app: &App,
+    client: &Client,
+    claims: &Map<String, Value>,
+    sign: Option<crate::config::SigningAlg>,
+    encrypt: Option<crate::config::EncryptionAlg>,
+) -> Result<String, OAuthError> {
+    let body = match sign {
+        Some(alg) => app.keys().sign(alg, claims).map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            OAuthError::new(Code::ServerError, "signing failed")
+        })?,
+        None => Value::Object(claims.clone()).to_string(),
+    };
+    match encrypt {
+        Some(alg) => encrypt_for(app, client, alg, body.as_bytes(), sign.is_some()).await,
+        None => Ok(body),
+    }
+}
+
 pub async fn token(
     req: HttpRequest,
     app: AppData,
     body: web::Bytes,
 ) -> Result<HttpResponse, JsonError> {
-    if !is_form(&req) {
-        return Err(
-            OAuthError::invalid_request("expected application/x-www-form-urlencoded").into(),
-        );
-    }
-    let params = Params::parse(&body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let params = form_params(&req, &body)?;
     let client = authenticate(&req, &app, &params).await?;
     match params.get("grant_type") {
         Some("authorization_code") => {}
@@ -218,22 +246,19 @@ async fn id_token(
         &mut c,
     );
     claims::delegation(checked, |id| app.subject(client, id), &mut c);
-    let signed = app
-        .keys()
-        .sign(client.id_token_signed_response_alg, &c)
-        .map_err(|e| {
-            tracing::error!(error = %e, "signing failed");
-            OAuthError::new(Code::ServerError, "signing failed")
-        })?;
-    match client.id_token_encrypted_response_alg {
-        None => Ok(signed),
-        Some(alg) => encrypt_for(app, client, alg, signed.as_bytes(), true).await,
-    }
+    jwt_for(
+        app,
+        client,
+        &c,
+        Some(client.id_token_signed_response_alg),
+        client.id_token_encrypted_response_alg,
+    )
+    .await
 }
 
 /// `payload` encrypted to the client's key. The client's keys unreachable means no answer
 /// rather than one in clear.
-pub async fn encrypt_for(
+async fn encrypt_for(
     app: &App,
     client: &Client,
     alg: crate::config::EncryptionAlg,

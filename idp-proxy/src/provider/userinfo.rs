@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::{Code, JsonError, OAuthError};
 use super::records::{access_token_key, Delegation};
-use super::token::{check_mandate, encrypt_for};
+use super::token::{check_mandate, jwt_for};
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;
 
@@ -75,20 +75,10 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
         return Ok(res("application/json", Value::Object(c).to_string()));
     }
     // As a JWT (OIDC Core §5.3.2): signed, then encrypted, as the client registered.
-    let body = match signing {
-        Some(alg) => {
-            c.insert("iss".into(), Value::from(app.issuer()));
-            c.insert("aud".into(), Value::from(client.client_id.as_str()));
-            app.keys().sign(alg, &c).map_err(|e| {
-                tracing::error!(error = %e, "signing failed");
-                OAuthError::new(Code::ServerError, "signing failed")
-            })?
-        }
-        None => Value::Object(c).to_string(),
-    };
-    let body = match encryption {
-        Some(alg) => encrypt_for(&app, client, alg, body.as_bytes(), signing.is_some()).await?,
-        None => body,
-    };
+    if signing.is_some() {
+        c.insert("iss".into(), Value::from(app.issuer()));
+        c.insert("aud".into(), Value::from(client.client_id.as_str()));
+    }
+    let body = jwt_for(&app, client, &c, signing, encryption).await?;
     Ok(res("application/jwt", body))
 }
