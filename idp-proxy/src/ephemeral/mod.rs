@@ -53,6 +53,13 @@ pub trait EphemeralJson {
     ) -> Result<(), EphemeralError>;
     async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError>;
     async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError>;
+    /// Takes the record only if `owns` says it is the asker's (a browser's login, a client's
+    /// pushed request): someone else holding the key cannot burn it. `None`: absent or not
+    /// theirs, left in place.
+    async fn take_json_if<T, F>(&self, key: &str, owns: F) -> Result<Option<T>, EphemeralError>
+    where
+        T: DeserializeOwned + Send,
+        F: Fn(&T) -> bool + Send + Sync;
 }
 
 #[async_trait::async_trait]
@@ -70,6 +77,16 @@ impl EphemeralJson for dyn EphemeralStore {
     }
     async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
         decode(self.take(key).await?)
+    }
+    async fn take_json_if<T, F>(&self, key: &str, owns: F) -> Result<Option<T>, EphemeralError>
+    where
+        T: DeserializeOwned + Send,
+        F: Fn(&T) -> bool + Send + Sync,
+    {
+        match self.get_json::<T>(key).await? {
+            Some(found) if owns(&found) => self.take_json(key).await,
+            _ => Ok(None),
+        }
     }
 }
 

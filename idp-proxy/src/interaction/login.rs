@@ -68,32 +68,25 @@ pub async fn start(
 
 /// Takes, once, the login record that a callback's `state` names (`{prefix}:{state}`), if it
 /// was started in this browser: a replayed, foreign or expired state gets the "expired" page.
-pub(crate) async fn take_login<T: serde::de::DeserializeOwned>(
+pub(crate) async fn take_login<T: serde::de::DeserializeOwned + Send>(
     req: &HttpRequest,
     app: &App,
     prefix: &str,
     callback: &Callback,
-    browser_of: impl Fn(&T) -> &String,
+    browser_of: impl Fn(&T) -> &String + Send + Sync,
 ) -> Result<T, FrontError> {
     let state = callback
         .state
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .ok_or_else(ErrorPage::expired)?;
-    let key = format!("{prefix}:{state}");
-    // Checked before it is taken: a callback delivered in another browser must not cancel
-    // the login under way in the right one.
+    // Only this browser's: a callback delivered in another one must not cancel the login
+    // under way in the right one.
     let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
-    let pending: T = app
-        .ephemeral
-        .get_json(&key)
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    if !tokens::same(&browser, browser_of(&pending)) {
-        return Err(ErrorPage::expired().into());
-    }
     app.ephemeral
-        .take_json(&key)
+        .take_json_if(&format!("{prefix}:{state}"), |l: &T| {
+            tokens::same(&browser, browser_of(l))
+        })
         .await?
         .ok_or_else(|| ErrorPage::expired().into())
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use mandate_store::{Demarche, Refusal, UsableMandate, Use, UseError};
+use mandate_store::{Demarche, Refusal, UsableMandate, UseError};
 use serde::Deserialize;
 
 use crate::ephemeral::EphemeralJson;
@@ -399,14 +399,20 @@ pub(crate) async fn issue_code(
             )),
         });
     }
-    let use_ = Use {
+    let mut delegation = Delegation {
+        client_id: ix.client_id.clone(),
+        scopes: ix.scopes.clone(),
         mandate_id: mandate_id.to_string(),
         aidant_id: s.aidant_id.clone(),
         organisation_id: s.organisation_id.clone(),
         demarche,
-        client_id: ix.client_id.clone(),
-        consent_acr_in: ix.acr_min.map(acr::at_least),
+        acr: String::new(),
+        auth_time: s.auth_time,
+        sid: s.sid.clone(),
+        claims: ix.claims.clone(),
+        issued_at: 0,
     };
+    let use_ = delegation.as_use(ix.acr_min.map(acr::at_least));
     let now = app.now();
     let recorded = if journal_now {
         app.write(move |store| store.record_use(&use_, now)).await
@@ -425,22 +431,12 @@ pub(crate) async fn issue_code(
         .as_deref()
         .and_then(acr::level)
         .unwrap_or(0);
-    let reached = acr::name(session_level.min(consent_level)).unwrap_or_default();
+    delegation.acr = acr::name(session_level.min(consent_level))
+        .unwrap_or_default()
+        .to_string();
     let code = tokens::random();
     let code_grant = CodeGrant {
-        delegation: Delegation {
-            client_id: ix.client_id.clone(),
-            scopes: ix.scopes.clone(),
-            mandate_id: mandate_id.to_string(),
-            aidant_id: s.aidant_id.clone(),
-            organisation_id: s.organisation_id.clone(),
-            demarche,
-            acr: reached.to_string(),
-            auth_time: s.auth_time,
-            sid: s.sid.clone(),
-            claims: ix.claims.clone(),
-            issued_at: 0,
-        },
+        delegation,
         redirect_uri: ix.redirect_uri.clone(),
         code_challenge: ix.code_challenge.clone(),
         nonce: ix.nonce.clone(),

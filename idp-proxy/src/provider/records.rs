@@ -156,6 +156,20 @@ pub struct Delegation {
     pub issued_at: i64,
 }
 
+impl Delegation {
+    /// The use of the mandate this delegation stands for, as the store checks and journals it.
+    pub fn as_use(&self, consent_acr_in: Option<Vec<String>>) -> mandate_store::Use {
+        mandate_store::Use {
+            mandate_id: self.mandate_id.clone(),
+            aidant_id: self.aidant_id.clone(),
+            organisation_id: self.organisation_id.clone(),
+            demarche: self.demarche,
+            client_id: self.client_id.clone(),
+            consent_acr_in,
+        }
+    }
+}
+
 /// An authorization code: the delegation, plus what the token request must match.
 /// Key: `code:{sha256}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -161,13 +161,13 @@ pub async fn take_pushed(app: &App, client: &Client, uri: &str) -> Result<Params
     if uri.len() > 128 {
         return Err(invalid());
     }
-    let key = format!("par:{}", tokens::sha256_b64(uri));
-    // Checked before it is taken: another client holding the URI cannot burn it.
-    let pushed: Pushed = app.ephemeral.get_json(&key).await?.ok_or_else(invalid)?;
-    if pushed.client_id != client.client_id {
-        return Err(invalid());
-    }
-    let pushed: Pushed = app.ephemeral.take_json(&key).await?.ok_or_else(invalid)?;
+    let pushed: Pushed = app
+        .ephemeral
+        .take_json_if(&format!("par:{}", tokens::sha256_b64(uri)), |p: &Pushed| {
+            p.client_id == client.client_id
+        })
+        .await?
+        .ok_or_else(invalid)?;
     Params::from_map(pushed.params).map_err(|_| invalid())
 }
 

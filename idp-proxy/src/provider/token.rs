@@ -146,14 +146,7 @@ async fn record_use(
     d: &Delegation,
     now: i64,
 ) -> Result<mandate_store::Grant, OAuthError> {
-    let use_ = mandate_store::Use {
-        mandate_id: d.mandate_id.clone(),
-        aidant_id: d.aidant_id.clone(),
-        organisation_id: d.organisation_id.clone(),
-        demarche: d.demarche,
-        client_id: d.client_id.clone(),
-        consent_acr_in: None,
-    };
+    let use_ = d.as_use(None);
     let recorded = app
         .write(move |store| store.record_use(&use_, now))
         .await
