@@ -41,9 +41,7 @@ pub fn lines(
         }
         let aidant = match &e.aidant_id {
             Some(id) => cached(&mut aidants, id, |id| {
-                Ok(store
-                    .aidant(id)?
-                    .map(|a| format!("{} {}", a.given_name, a.family_name)))
+                Ok(store.aidant(id)?.map(|a| a.full_name()))
             })?,
             None => None,
         };
@@ -55,9 +53,7 @@ pub fn lines(
         };
         let usager = match &e.usager_id {
             Some(id) => cached(&mut usagers, id, |id| {
-                Ok(store
-                    .usager(id)?
-                    .map(|u| format!("{} {}", u.identity.given_name, u.identity.family_name)))
+                Ok(store.usager(id)?.map(|u| u.identity.full_name()))
             })?,
             None => None,
         };

@@ -25,6 +25,13 @@ pub struct Aidant {
     pub active: bool,
 }
 
+impl Aidant {
+    /// "Abdel KARIM", as pages, tokens' readers and the journal show an aidant.
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.given_name, self.family_name)
+    }
+}
+
 /// Provisioning input, keyed by (issuer, subject). `organisation_sirets` replaces the
 /// aidant's memberships.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -34,6 +34,13 @@ pub struct Identity {
     pub preferred_username: Option<String>,
 }
 
+impl Identity {
+    /// "Michel DUPONT", as pages and the journal show a person.
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.given_name, self.family_name)
+    }
+}
+
 /// An AES-256 data key and the id it is stored under.
 pub struct DataKey {
     pub kid: String,

@@ -80,7 +80,7 @@ async fn space(
         followed: followed
             .into_iter()
             .map(|m| FollowedView {
-                name: format!("{} {}", m.identity.given_name, m.identity.family_name),
+                name: m.identity.full_name(),
                 born: born(&m.identity),
                 demarches: m.demarches.iter().map(|d| d.title_fr()).collect(),
                 expires: french_date(m.expires_at),
@@ -323,8 +323,8 @@ async fn organisation_journal(
             .into_iter()
             .map(|a| Choice {
                 selected: aidant.as_deref() == Some(a.id.as_str()),
+                label: a.full_name(),
                 value: a.id,
-                label: format!("{} {}", a.given_name, a.family_name),
             })
             .collect(),
         usagers: usagers.len(),

@@ -132,7 +132,7 @@ pub async fn callback(
     let session = AidantSession {
         aidant_id: found.aidant.id.clone(),
         organisation_id: organisation.id.clone(),
-        aidant_name: format!("{} {}", found.aidant.given_name, found.aidant.family_name),
+        aidant_name: found.aidant.full_name(),
         organisation_name: organisation.name.clone(),
         auth_time: identity.auth_time.unwrap_or(now).min(now),
         created_at: now,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::franceconnect::{self, Purpose};
 use super::page::{html, ErrorPage};
-use super::{born, french_date, paris_day, see_other, session, store_failure};
+use super::{born, french_date, paris_day, see_other, session, store_failure, DemarcheView};
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
 use crate::provider::error::FrontError;
@@ -68,12 +68,6 @@ fn ttl(app: &App) -> Duration {
     Duration::from_secs(app.config.session.interaction_ttl_secs)
 }
 
-struct DemarcheView {
-    key: &'static str,
-    title: &'static str,
-    examples: &'static str,
-}
-
 #[derive(Template)]
 #[template(path = "mandate_new.html")]
 struct NewPage {
@@ -115,14 +109,7 @@ fn new_page(app: &App, s: &AidantSession, error: Option<&str>) -> HttpResponse {
         aidant_name: s.aidant_name.clone(),
         organisation_name: s.organisation_name.clone(),
         csrf: s.csrf.clone(),
-        demarches: Demarche::ALL
-            .iter()
-            .map(|d| DemarcheView {
-                key: d.as_str(),
-                title: d.title_fr(),
-                examples: d.examples_fr(),
-            })
-            .collect(),
+        demarches: Demarche::ALL.iter().map(DemarcheView::from).collect(),
         durations: durations(app).collect(),
         tomorrow: paris_day(now + 86_400).format("%Y-%m-%d").to_string(),
         last_day: paris_day(now + app.config.mandates.max_days as i64 * 86_400)
@@ -301,10 +288,7 @@ async fn recap(
     let page = RecapPage {
         id: id.into_inner(),
         csrf: s.csrf.clone(),
-        usager_name: format!(
-            "{} {}",
-            usager.identity.given_name, usager.identity.family_name
-        ),
+        usager_name: usager.identity.full_name(),
         born: born(&usager.identity),
         organisation_name: s.organisation_name.clone(),
         demarches: pending.demarches.iter().map(|d| d.title_fr()).collect(),
@@ -432,14 +416,11 @@ async fn attestation(
     );
     let check_code = hex(&digest(&SHA256, stated.as_bytes()).as_ref()[..8]);
     let page = AttestationPage {
-        usager_name: format!(
-            "{} {}",
-            usager.identity.given_name, usager.identity.family_name
-        ),
+        usager_name: usager.identity.full_name(),
         born: born(&usager.identity),
         organisation_name: organisation.name,
         siret: organisation.siret,
-        aidant_name: format!("{} {}", aidant.given_name, aidant.family_name),
+        aidant_name: aidant.full_name(),
         demarches: demarches.join(", "),
         created: french_date(m.created_at),
         expires: french_date(m.expires_at),

@@ -48,10 +48,21 @@ async fn home() -> HttpResponse {
     html(StatusCode::OK, HomePage.render())
 }
 
-struct DemarcheView {
+/// A démarche as the pages show it: its key, French title and examples.
+pub(crate) struct DemarcheView {
     key: &'static str,
     title: &'static str,
     examples: &'static str,
+}
+
+impl From<&Demarche> for DemarcheView {
+    fn from(d: &Demarche) -> Self {
+        DemarcheView {
+            key: d.as_str(),
+            title: d.title_fr(),
+            examples: d.examples_fr(),
+        }
+    }
 }
 
 struct UsagerView {
@@ -117,18 +128,10 @@ pub(crate) fn born(identity: &mandate_store::Identity) -> String {
 fn view(m: UsableMandate) -> UsagerView {
     let born = born(&m.identity);
     UsagerView {
-        name: format!("{} {}", m.identity.given_name, m.identity.family_name),
+        name: m.identity.full_name(),
         born,
         expires: french_date(m.expires_at),
-        demarches: m
-            .demarches
-            .iter()
-            .map(|d| DemarcheView {
-                key: d.as_str(),
-                title: d.title_fr(),
-                examples: d.examples_fr(),
-            })
-            .collect(),
+        demarches: m.demarches.iter().map(DemarcheView::from).collect(),
         mandate_id: m.mandate_id,
     }
 }

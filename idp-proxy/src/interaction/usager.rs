@@ -194,10 +194,7 @@ async fn space(
         }
     }
     let page = SpacePage {
-        name: format!(
-            "{} {}",
-            usager.identity.given_name, usager.identity.family_name
-        ),
+        name: usager.identity.full_name(),
         csrf: session.csrf,
         running,
         ended,
