@@ -176,9 +176,7 @@ async fn load(
             if let Some(after) = crate::provider::limits::over(app, limit, &s.aidant_id).await? {
                 return Err(ErrorPage::too_many(after).into());
             }
-            session::may_still_act(app, &cookie, &s).await?;
-            s.last_seen = now;
-            session::save(app, &cookie, &s).await?;
+            session::keep(app, &cookie, &mut s, now).await?;
             Ok(Ok((ix, cookie, s)))
         }
         stale => Ok(Err(login::start(
@@ -254,11 +252,7 @@ async fn render_choice(
         .await
         .map_err(store_failure)?
         .map_err(store_failure)?;
-    let client_name = app
-        .config
-        .client(&ix.client_id)
-        .and_then(|c| c.name.clone())
-        .unwrap_or_else(|| ix.client_id.clone());
+    let client_name = history::service_name(app, &ix.client_id);
     let page = ChoosePage {
         id,
         csrf: ix.csrf.clone(),

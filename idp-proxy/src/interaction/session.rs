@@ -9,7 +9,7 @@ use super::{login, see_other};
 use crate::ephemeral::{EphemeralError, EphemeralJson};
 use crate::provider::error::FrontError;
 use crate::provider::records::{session_key, AidantSession, Interaction};
-use crate::provider::tokens::{self, same};
+use crate::provider::tokens::same;
 use crate::provider::{cookie_value, App, BROWSER_COOKIE, SESSION_COOKIE};
 
 /// The session of this request's cookie, if it exists and belongs to this browser.
@@ -42,9 +42,23 @@ pub fn active(app: &App, s: &AidantSession, now: i64) -> bool {
     now - s.last_seen <= app.config.session.idle_timeout_secs as i64
 }
 
+/// A session serving a page: the aidant may still act (else it ends), and it counts as seen
+/// now.
+pub async fn keep(
+    app: &App,
+    cookie: &str,
+    s: &mut AidantSession,
+    now: i64,
+) -> Result<(), FrontError> {
+    may_still_act(app, cookie, s).await?;
+    s.last_seen = now;
+    save(app, cookie, s).await?;
+    Ok(())
+}
+
 /// A session opened before the aidant or the organisation was disabled, or the membership
 /// removed, ends at the next page: nothing more is shown to it.
-pub async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(), FrontError> {
+async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(), FrontError> {
     let (aidant, organisation) = (s.aidant_id.clone(), s.organisation_id.clone());
     let may = app
         .read(move |store| store.aidant_may_act(&aidant, &organisation))
@@ -83,20 +97,17 @@ pub async fn require(
     app: &App,
     then: &str,
 ) -> Result<Result<(String, AidantSession), HttpResponse>, FrontError> {
-    let existing = cookie_value(req, BROWSER_COOKIE);
-    let browser = existing.clone().unwrap_or_else(tokens::random);
+    let (browser, new_browser) = crate::provider::browser_id(req);
     let now = app.now();
     match current(req, app, &browser).await? {
         Some((cookie, mut s)) if active(app, &s, now) => {
-            may_still_act(app, &cookie, &s).await?;
-            s.last_seen = now;
-            save(app, &cookie, &s).await?;
+            keep(app, &cookie, &mut s, now).await?;
             Ok(Ok((browser, s)))
         }
         stale => {
             let url = login::start(app, then, &browser, stale.is_some(), None).await?;
             let mut res = see_other(url);
-            if existing.is_none() {
+            if new_browser {
                 let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
             }
             Ok(Err(res))

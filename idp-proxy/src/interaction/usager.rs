@@ -92,11 +92,10 @@ async fn current(req: &HttpRequest, app: &App) -> Result<Option<UsagerSession>, 
 struct LoginPage;
 
 async fn log_in(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
-    let existing = cookie_value(&req, BROWSER_COOKIE);
-    let browser = existing.clone().unwrap_or_else(tokens::random);
+    let (browser, new_browser) = crate::provider::browser_id(&req);
     let url = franceconnect::start(&app, &browser, Purpose::UsagerSpace).await?;
     let mut res = see_other(url);
-    if existing.is_none() {
+    if new_browser {
         let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
     }
     Ok(res)

@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::{Code, FrontError, OAuthError};
 use super::params::Params;
 use super::records::{interaction_key, Interaction, RequestedClaims};
-use super::{checks, claims, cookie_value, request, tokens, App, AppData, BROWSER_COOKIE};
+use super::{checks, claims, request, tokens, App, AppData, BROWSER_COOKIE};
 use crate::ephemeral::EphemeralJson;
 use crate::interaction::page::ErrorPage;
 use crate::interaction::{login, session};
@@ -69,8 +69,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     } = checks::authorization_request(client, &params).map_err(back)?;
 
     let now = app.now();
-    let existing_browser = cookie_value(req, BROWSER_COOKIE);
-    let browser = existing_browser.clone().unwrap_or_else(tokens::random);
+    let (browser, new_browser) = super::browser_id(req);
     let interaction = Interaction {
         client_id: client.client_id.clone(),
         redirect_uri: to.redirect_uri.clone(),
@@ -123,7 +122,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     let mut res = HttpResponse::SeeOther();
     res.insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"));
-    if existing_browser.is_none() {
+    if new_browser {
         res.cookie(app.cookie(BROWSER_COOKIE, browser));
     }
     Ok(res.finish())

@@ -137,6 +137,15 @@ impl App {
     }
 }
 
+/// This browser's id (the `__Host-idp-browser` cookie), or a new one, then `true`: the
+/// response sets the cookie.
+pub fn browser_id(req: &HttpRequest) -> (String, bool) {
+    match cookie_value(req, BROWSER_COOKIE) {
+        Some(id) => (id, false),
+        None => (tokens::random(), true),
+    }
+}
+
 pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
     req.cookie(name)
         .map(|c| c.value().to_string())
