@@ -104,6 +104,8 @@ pub struct KeyRing {
     /// Derives access tokens from codes (see `access_token_for`).
     token_key: ring::hmac::Key,
     jwks_json: String,
+    /// The same, parsed: what `verify_own` checks against.
+    jwks: serde_json::Value,
     rng: SystemRandom,
 }
 
@@ -352,7 +354,8 @@ impl KeyRing {
             return Err(missing("no encryption key"));
         }
         let subject_key = subject_key.ok_or_else(|| missing("no subject key"))?;
-        let jwks_json = jwks(&signing, &encryption_jwks).to_string();
+        let published = jwks(&signing, &encryption_jwks);
+        let jwks_json = published.to_string();
         let token_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &subject_key);
         Ok(KeyRing {
             signing,
@@ -362,6 +365,7 @@ impl KeyRing {
             subject_key,
             token_key,
             jwks_json,
+            jwks: published,
             rng,
         })
     }
@@ -605,34 +609,8 @@ impl KeyRing {
     /// Verifies a JWT we signed (any published key) and returns its claims. Expiry is the
     /// caller's business: an `id_token_hint` may be expired and still name its session.
     pub fn verify_own(&self, jwt: &str) -> Option<serde_json::Value> {
-        let mut parts = jwt.split('.');
-        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let header: serde_json::Value = serde_json::from_slice(&B64.decode(h).ok()?).ok()?;
-        let kid = header.get("kid")?.as_str()?;
-        let key = self.signing.iter().find(|k| k.kid == kid)?;
-        if header.get("alg")?.as_str()? != key.alg.as_str() {
-            return None;
-        }
-        let sig = B64.decode(s).ok()?;
-        let msg = &jwt[..h.len() + 1 + p.len()];
-        let (alg, public): (&dyn signature::VerificationAlgorithm, &[u8]) = match &key.pair {
-            Pair::Ec(k) => (&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref()),
-            Pair::Rsa(k) if key.alg == SigningAlg::PS256 => (
-                &signature::RSA_PSS_2048_8192_SHA256,
-                k.public_key().as_ref(),
-            ),
-            Pair::Rsa(k) => (
-                &signature::RSA_PKCS1_2048_8192_SHA256,
-                k.public_key().as_ref(),
-            ),
-        };
-        signature::UnparsedPublicKey::new(alg, public)
-            .verify(msg.as_bytes(), &sig)
-            .ok()?;
-        serde_json::from_slice(&B64.decode(p).ok()?).ok()
+        // The published set is what verifies, ours as anyone else's.
+        verify_with_jwks(jwt, &self.jwks, &SigningAlg::ALL)
     }
 }
 
