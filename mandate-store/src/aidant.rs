@@ -213,15 +213,16 @@ impl Store {
         aidant_id: &str,
         organisation_id: &str,
     ) -> Result<bool, StoreError> {
+        // One query: the membership by primary key, joined to both parties.
         let mut conn = self.conn()?;
-        let active = by_id(&mut conn, aidant_id)?.is_some_and(|a| a.active);
-        let organisation_active = organisations::table
-            .find(organisation_id)
-            .select(organisations::active)
-            .first::<bool>(&mut conn)
-            .optional()?
-            .unwrap_or(false);
-        Ok(active && organisation_active && is_member(&mut conn, aidant_id, organisation_id)?)
+        let found = memberships::table
+            .find((aidant_id, organisation_id))
+            .inner_join(organisations::table)
+            .inner_join(aidants::table.on(aidants::id.eq(memberships::aidant_id)))
+            .select((aidants::active, organisations::active))
+            .first::<(bool, bool)>(&mut conn)
+            .optional()?;
+        Ok(found.is_some_and(|(aidant, organisation)| aidant && organisation))
     }
 
     /// The aidants of an organisation (active or not), by family name.

@@ -57,6 +57,7 @@ behaviours! {
     retention_purge_with_nothing_old_changes_nothing,
     aidants_of_an_organisation_are_its_members,
     a_use_may_require_a_consent_level,
+    an_aidant_may_act_only_as_an_active_member_of_an_active_organisation,
 }
 
 fn use_of(w: &World, demarche: Demarche) -> Use {
@@ -1280,5 +1281,31 @@ fn a_use_may_require_a_consent_level(db: &TestDb) {
     assert_eq!(
         store.record_use(&imported, NOW + 4).unwrap().consent_acr,
         None
+    );
+}
+
+fn an_aidant_may_act_only_as_an_active_member_of_an_active_organisation(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let other = organisation(store, OTHER_SIRET, "Tilleuls");
+    assert!(store.aidant_may_act(&w.aidant.id, &w.org.id).unwrap());
+    assert!(
+        !store.aidant_may_act(&w.aidant.id, &other.id).unwrap(),
+        "not a member"
+    );
+    store
+        .set_organisation_active(SIRET, false, NOW + 1)
+        .unwrap();
+    assert!(
+        !store.aidant_may_act(&w.aidant.id, &w.org.id).unwrap(),
+        "organisation disabled"
+    );
+    store.set_organisation_active(SIRET, true, NOW + 2).unwrap();
+    store
+        .set_aidant_active(ISSUER, "aidant-1", false, NOW + 3)
+        .unwrap();
+    assert!(
+        !store.aidant_may_act(&w.aidant.id, &w.org.id).unwrap(),
+        "aidant disabled"
     );
 }
