@@ -58,10 +58,42 @@ struct Args {
     /// Label printed with the results.
     #[arg(long, default_value = "provider")]
     label: String,
+    /// Nodes serving the issuer (host:port, comma-separated): requests to the issuer's origin
+    /// go to each in turn, as behind a round-robin load balancer without its cost.
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<String>,
+    /// PIDs of further server processes (other nodes), for their peak memory.
+    #[arg(long, value_delimiter = ',')]
+    more_pids: Vec<u32>,
+}
+
+/// Client-side round robin over the nodes serving the issuer's origin.
+struct Front {
+    origin: String,
+    nodes: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Front {
+    fn route(&self, url: &Url) -> Result<Url> {
+        if self.nodes.is_empty() || origin(url) != self.origin {
+            return Ok(url.clone());
+        }
+        let node = &self.nodes[self.next.fetch_add(1, Ordering::Relaxed) % self.nodes.len()];
+        let mut to = url.clone();
+        let (host, port) = node
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("node {node}: expected host:port"))?;
+        to.set_host(Some(host))?;
+        to.set_port(Some(port.parse()?))
+            .map_err(|()| anyhow!("node {node}: bad port"))?;
+        Ok(to)
+    }
 }
 
 struct Browser {
     http: reqwest::Client,
+    front: Arc<Front>,
     cookies: Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
@@ -80,8 +112,9 @@ fn origin(url: &Url) -> String {
 }
 
 impl Browser {
-    fn new() -> Result<Browser> {
+    fn new(front: Arc<Front>) -> Result<Browser> {
         Ok(Browser {
+            front,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_max_idle_per_host(4)
@@ -91,13 +124,14 @@ impl Browser {
     }
 
     async fn send(&self, url: &Url, form: Option<String>, auth: Option<String>) -> Result<Reply> {
+        let to = self.front.route(url)?;
         let mut req = match &form {
             Some(body) => self
                 .http
-                .post(url.clone())
+                .post(to)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body.clone()),
-            None => self.http.get(url.clone()),
+            None => self.http.get(to),
         };
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -291,6 +325,15 @@ fn report(label: &str, what: &str, mut lat: Vec<u32>, elapsed: Duration, errors:
     );
 }
 
+/// Peak RSS of each server process given (`--pid`, then `--more-pids`).
+fn peaks(a: &Args) -> Vec<String> {
+    a.pid
+        .into_iter()
+        .chain(a.more_pids.iter().copied())
+        .filter_map(|pid| peak_rss(Some(pid)).map(|m| format!("{m} (pid {pid})")))
+        .collect()
+}
+
 fn peak_rss(pid: Option<u32>) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     status
@@ -302,12 +345,17 @@ fn peak_rss(pid: Option<u32>) -> Option<String> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = Arc::new(Args::parse());
-    let discovery: serde_json::Value =
-        reqwest::get(format!("{}/.well-known/openid-configuration", a.issuer))
-            .await?
-            .json()
-            .await
-            .context("discovery")?;
+    let front = Arc::new(Front {
+        origin: origin(&Url::parse(&a.issuer)?),
+        nodes: a.nodes.clone(),
+        next: AtomicUsize::new(0),
+    });
+    let discovery_url = Url::parse(&format!("{}/.well-known/openid-configuration", a.issuer))?;
+    let discovery: serde_json::Value = reqwest::get(front.route(&discovery_url)?)
+        .await?
+        .json()
+        .await
+        .context("discovery")?;
     let ep = |k: &str| -> Result<Url> {
         Ok(Url::parse(
             discovery[k].as_str().ok_or_else(|| anyhow!("no {k}"))?,
@@ -322,7 +370,7 @@ async fn main() -> Result<()> {
     // Log every virtual browser in once.
     let mut browsers = Vec::new();
     for _ in 0..a.concurrency {
-        let b = Browser::new()?;
+        let b = Browser::new(front.clone())?;
         to_code(&b, &a, &e.authorize).await.context("login")?;
         browsers.push(Arc::new(b));
     }
@@ -403,7 +451,7 @@ async fn main() -> Result<()> {
         started.elapsed(),
         errors.load(Ordering::Relaxed),
     );
-    if let Some(m) = peak_rss(a.pid) {
+    for m in peaks(&a) {
         println!("{} | peak RSS after the flows | {m}", a.label);
     }
     if a.flow_rate.is_some() || a.token_requests == 0 {
@@ -468,7 +516,7 @@ async fn main() -> Result<()> {
         timed,
         errors.load(Ordering::Relaxed),
     );
-    if let Some(m) = peak_rss(a.pid) {
+    for m in peaks(&a) {
         println!(
             "{} | peak RSS with a batch of codes outstanding | {m}",
             a.label

@@ -55,6 +55,9 @@ pub struct Config {
     pub retention: Retention,
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// Prometheus metrics on their own listener; absent: no metrics.
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
     pub upstream: Upstreams,
     #[serde(default)]
     pub clients: Vec<Client>,
@@ -71,6 +74,17 @@ pub struct Server {
     pub issuer: String,
     #[serde(default)]
     pub workers: Option<usize>,
+    /// On SIGTERM the node first drains this long: `/readyz` answers 503 so balancers take it
+    /// out, and requests are still served (with `Connection: close`). Then it stops accepting.
+    #[serde(default)]
+    pub drain_secs: u64,
+    /// After the drain, in-flight requests get this long to finish.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_shutdown() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,10 +93,56 @@ pub struct Database {
     pub url: String,
     #[serde(default = "default_pool")]
     pub max_connections: u32,
+    /// Connections kept open while idle (default: `max_connections`).
+    #[serde(default)]
+    pub min_idle: Option<u32>,
+    /// How long a request waits for a pooled connection before it gets a 503.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL: bound on opening a connection (libpq `connect_timeout`).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// PostgreSQL: `statement_timeout` of every connection; 0 leaves the server's setting.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_ms: u64,
+    /// Apply pending migrations when `serve` starts. Off where a separate step
+    /// (`idp-proxy migrate`, a Kubernetes Job) runs them before the nodes roll out.
+    #[serde(default = "default_true")]
+    pub migrate_at_start: bool,
 }
 
 fn default_pool() -> u32 {
     8
+}
+fn default_acquire_timeout() -> u64 {
+    5000
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_statement_timeout() -> u64 {
+    5000
+}
+
+impl Database {
+    pub fn pool_options(&self) -> mandate_store::PoolOptions {
+        use std::time::Duration;
+        mandate_store::PoolOptions {
+            max_connections: self.max_connections,
+            min_idle: self.min_idle,
+            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            statement_timeout: (self.statement_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.statement_timeout_ms)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Where `GET /metrics` answers, apart from the public listener (keep it off the internet).
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +188,9 @@ pub enum EphemeralBackend {
     Memory,
     /// Shared by every node.
     Redis,
+    /// A Redis Cluster: `url` lists some of its nodes, comma-separated.
+    #[serde(rename = "redis-cluster")]
+    RedisCluster,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -825,6 +888,24 @@ impl Config {
                 "500 is the usual value",
             ),
             (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+                60_000,
+                "5000 is the usual value: past it the request gets a 503",
+            ),
+            (
+                "database.connect_timeout_secs",
+                self.database.connect_timeout_secs,
+                60,
+                "5 is the usual value",
+            ),
+            (
+                "server.shutdown_timeout_secs",
+                self.server.shutdown_timeout_secs,
+                600,
+                "30 is the usual value; keep it below the orchestrator's grace period",
+            ),
+            (
                 "keys.jwks_max_age_secs",
                 self.keys.jwks_max_age_secs,
                 day,
@@ -853,13 +934,55 @@ impl Config {
                 return Err(self.invalid(key, format!("must be between 1 and {max}"), fix));
             }
         }
-        if self.ephemeral.backend == EphemeralBackend::Redis {
-            let url = self.ephemeral.url.as_deref().unwrap_or_default();
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        if self.ephemeral.prefix.contains(['{', '}']) {
+            return Err(self.invalid(
+                "ephemeral.prefix",
+                "contains a brace",
+                "keys carry their own {hash tag} for Redis Cluster: use letters, digits, `-`, `_` and `:`",
+            ));
+        }
+        let redis_url = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+        let url = self.ephemeral.url.as_deref().unwrap_or_default();
+        match self.ephemeral.backend {
+            EphemeralBackend::Memory => {}
+            EphemeralBackend::Redis if !redis_url(url) => {
                 return Err(self.invalid(
                     "ephemeral.url",
                     "the redis backend needs a redis:// or rediss:// URL",
                     "set IDP_PROXY_EPHEMERAL__URL=redis://:PASSWORD@HOST:6379",
+                ));
+            }
+            EphemeralBackend::Redis => {}
+            EphemeralBackend::RedisCluster => {
+                if !url.split(',').all(|u| redis_url(u.trim())) {
+                    return Err(self.invalid(
+                        "ephemeral.url",
+                        "the redis-cluster backend needs redis:// or rediss:// URLs of some of the cluster's nodes, comma-separated",
+                        "set IDP_PROXY_EPHEMERAL__URL=redis://:PASSWORD@HOST1:6379,redis://:PASSWORD@HOST2:6379",
+                    ));
+                }
+            }
+        }
+        if self.server.drain_secs > 300 {
+            return Err(self.invalid(
+                "server.drain_secs",
+                "must be at most 300",
+                "0 behind an orchestrator that stops routing first (Kubernetes preStop), else a little more than the balancer's health-check interval",
+            ));
+        }
+        if self.database.statement_timeout_ms > 600_000 {
+            return Err(self.invalid(
+                "database.statement_timeout_ms",
+                "must be at most 600000",
+                "5000 is the usual value; 0 keeps the server's setting",
+            ));
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.port() == self.server.listen.port() {
+                return Err(self.invalid(
+                    "metrics.listen",
+                    "same port as server.listen",
+                    "give metrics their own port (9464 is usual) and keep it private",
                 ));
             }
         }
@@ -1173,6 +1296,38 @@ demarches = ["argent"]
             .to_string();
         assert!(err.contains("server.issuer"), "{err}");
         assert!(err.contains("Fix:"), "{err}");
+    }
+
+    #[test]
+    fn production_sections_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |extra: &str| {
+            let body = BASE.replace("[keys]", &format!("{extra}\n[keys]"));
+            Config::load(&write(dir.path(), &body))
+        };
+        let c = with(
+            "[ephemeral]\nbackend = \"redis-cluster\"\nurl = \"redis://a:6379, rediss://b:6380\"\n\
+             [metrics]\nlisten = \"127.0.0.1:9464\"",
+        )
+        .unwrap();
+        assert_eq!(c.ephemeral.backend, EphemeralBackend::RedisCluster);
+        assert_eq!(c.metrics.map(|m| m.listen.port()), Some(9464));
+        let pool = c.database.pool_options();
+        assert_eq!(pool.acquire_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            pool.statement_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(c.database.migrate_at_start);
+
+        let err = with("[ephemeral]\nbackend = \"redis-cluster\"\nurl = \"redis://a:6379,b:6379\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ephemeral.url"), "{err}");
+        let err = with("[metrics]\nlisten = \"0.0.0.0:8080\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.listen"), "{err}");
     }
 
     #[test]

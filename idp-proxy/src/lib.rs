@@ -9,10 +9,13 @@ pub mod import;
 pub mod interaction;
 pub mod journal;
 pub mod keys;
+pub mod metrics;
+pub mod observe;
 pub mod provider;
 pub mod upstream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{middleware, web, HttpResponse, HttpServer};
 use mandate_store::Store;
@@ -30,7 +33,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub fn open_store(config: &Config, keys: &KeyRing) -> anyhow::Result<Store> {
     Ok(Store::open(
         &config.database.url,
-        config.database.max_connections,
+        &config.database.pool_options(),
         keys.sealer(),
     )?)
 }
@@ -38,16 +41,18 @@ pub fn open_store(config: &Config, keys: &KeyRing) -> anyhow::Result<Store> {
 pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let keys = KeyRing::load(&config.keys.dir)?;
     let store = open_store(&config, &keys)?;
-    store.migrate()?;
-    let ephemeral: Arc<dyn EphemeralStore> = match config.ephemeral.backend {
+    if config.database.migrate_at_start {
+        store.migrate()?;
+    }
+    let e = &config.ephemeral;
+    let timeout = std::time::Duration::from_millis(e.timeout_ms);
+    let url = e.url.as_deref().unwrap_or_default();
+    let ephemeral: Arc<dyn EphemeralStore> = match e.backend {
         EphemeralBackend::Memory => Arc::new(MemoryStore::default()),
-        EphemeralBackend::Redis => {
-            let e = &config.ephemeral;
-            let timeout = std::time::Duration::from_millis(e.timeout_ms);
-            Arc::new(
-                RedisStore::connect(e.url.as_deref().unwrap_or_default(), &e.prefix, timeout)
-                    .await?,
-            )
+        EphemeralBackend::Redis => Arc::new(RedisStore::connect(url, &e.prefix, timeout).await?),
+        EphemeralBackend::RedisCluster => {
+            let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+            Arc::new(RedisStore::connect_cluster(&nodes, &e.prefix, timeout).await?)
         }
     };
     let upstream = Upstream::new(
@@ -87,13 +92,19 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
         ephemeral,
         upstream,
         clock: Arc::new(clock::SystemClock),
+        draining: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let workers = config.server.workers;
+    let shutdown = config.server.shutdown_timeout_secs;
+    let drain = std::time::Duration::from_secs(config.server.drain_secs);
+    let metrics_listen = config.metrics.as_ref().map(|m| m.listen);
     let app = web::Data::new(build_app(config).await?);
+    let metrics_app = app.clone();
+    let stopping = app.clone();
     // Database writes are the only blocking calls, at most one per pooled connection: a small
     // fixed set of blocking threads per worker serves them without churn.
     let blocking = (app.config.database.max_connections as usize).clamp(2, 16);
@@ -164,18 +175,72 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Referrer-Policy", "no-referrer")),
             )
+            .wrap(middleware::from_fn(observe::observe))
             .configure(provider::routes)
             .configure(interaction::routes)
-            .route(
-                "/healthz",
-                web::get().to(|| async { HttpResponse::Ok().body("ok") }),
-            )
     })
     .worker_max_blocking_threads(blocking)
+    .shutdown_timeout(shutdown)
+    .disable_signals()
     .bind(listen)?;
     if let Some(w) = workers {
         server = server.workers(w);
     }
-    server.run().await?;
-    Ok(())
+    let server = server.run();
+    actix_web::rt::spawn(on_signals(server.handle(), stopping, drain));
+    let Some(addr) = metrics_listen else {
+        server.await?;
+        return Ok(());
+    };
+    tracing::info!(listen = %addr, "metrics listening");
+    // Signals are the main server's: the metrics listener stops once it has drained.
+    let metrics = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(metrics_app.clone())
+            .route("/metrics", web::get().to(serve_metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?
+    .run();
+    let metrics_handle = metrics.handle();
+    let metrics = actix_web::rt::spawn(metrics);
+    let served = server.await;
+    metrics_handle.stop(true).await;
+    let _ = metrics.await;
+    Ok(served?)
+}
+
+/// SIGTERM: drain (not ready, still serving) for `drain`, then stop accepting and let in-flight
+/// requests finish (`server.shutdown_timeout_secs`). SIGINT and SIGQUIT stop at once.
+async fn on_signals(server: actix_web::dev::ServerHandle, app: web::Data<App>, drain: Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot listen for signals; stop the process with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {
+            tracing::info!(drain_secs = drain.as_secs(), "SIGTERM received; draining");
+            app.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            tokio::select! {
+                _ = tokio::time::sleep(drain) => {}
+                _ = int.recv() => return server.stop(false).await,
+            }
+            tracing::info!("drained; finishing in-flight requests");
+            server.stop(true).await;
+        }
+        _ = int.recv() => server.stop(false).await,
+        _ = quit.recv() => server.stop(false).await,
+    }
+}
+
+async fn serve_metrics(app: web::Data<App>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::METRICS.render(app.store.failures()))
 }

@@ -2,11 +2,16 @@
 //! nowhere else: everything above speaks to [`AnyConnection`], so each query is written once.
 //! Errors keep the driver's real message but never the URL's password.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, InstrumentationEvent, SimpleConnection, TransactionManager,
+};
 use diesel::pg::PgConnection;
-use diesel::r2d2::{self, CustomizeConnection, ManageConnection, Pool, PooledConnection};
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -16,9 +21,40 @@ use crate::error::StoreError;
 /// The one migration set, run on either backend.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// How long a caller waits for a pooled connection before the store reports it unavailable.
-/// Short on purpose: the proxy fails closed with a 503 rather than hanging a browser.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How the pool connects and how long anything may wait. Every bound is finite: a slow or
+/// absent database makes calls fail (the proxy answers 503), never hang.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// Connections kept open while idle (`None`: as many as `max_connections`).
+    pub min_idle: Option<u32>,
+    /// How long a caller waits for a pooled connection before the store reports it
+    /// unavailable. Short: failing closed with a 503 beats hanging a browser.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL: libpq's `connect_timeout` (whole seconds, at least 1), unless the URL sets it.
+    pub connect_timeout: Duration,
+    /// PostgreSQL: `statement_timeout` of every connection (`None`: the server's setting).
+    /// It also bounds the wait for the write lock.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolOptions {
+    /// `max_connections` connections, the other bounds at their defaults.
+    pub fn sized(max_connections: u32) -> PoolOptions {
+        PoolOptions {
+            max_connections,
+            min_idle: None,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// After a connection-level failure (the server restarted or went away), pooled connections
+/// are suspect for this long: each is checked before use and when given back, so the dead
+/// ones are dropped instead of failing one request each, forever.
+const SUSPECT_FOR: Duration = Duration::from_secs(60);
 
 /// Key of the PostgreSQL advisory lock that serialises writers (journal appends need a
 /// gap-free `seq`; provisioning upserts need their read-then-write to be atomic).
@@ -150,9 +186,83 @@ pub(crate) struct ConnectionFailure {
 #[derive(Debug)]
 pub(crate) struct Manager {
     target: Target,
+    statement_timeout: Option<Duration>,
+    health: Arc<Health>,
+}
+
+/// What the pool saw of the database: failed calls (for metrics), and whether a
+/// connection-level failure happened lately. Steady state costs nothing; only after such a
+/// failure does the pool ping connections at checkout and check-in.
+#[derive(Debug)]
+pub(crate) struct Health {
+    since: Instant,
+    /// Milliseconds after `since` until which connections are suspect (0: never failed).
+    suspect_until_ms: AtomicU64,
+    /// Calls that failed for a reason other than the data: connection lost or refused, pool
+    /// exhausted, statement timeout.
+    failures: AtomicU64,
+}
+
+impl Health {
+    fn new() -> Health {
+        Health {
+            since: Instant::now(),
+            suspect_until_ms: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn suspect(&self) -> bool {
+        self.elapsed_ms() < self.suspect_until_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn saw(&self, error: &DieselError) {
+        use DatabaseErrorKind as K;
+        match error {
+            DieselError::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => {
+                self.failed();
+                let until = self.elapsed_ms() + SUSPECT_FOR.as_millis() as u64;
+                self.suspect_until_ms.fetch_max(until, Ordering::Relaxed);
+            }
+            // Constraint violations and absent rows are answers about the data.
+            DieselError::DatabaseError(
+                K::UniqueViolation
+                | K::ForeignKeyViolation
+                | K::NotNullViolation
+                | K::CheckViolation
+                | K::RestrictViolation
+                | K::ExclusionViolation,
+                _,
+            )
+            | DieselError::NotFound => {}
+            _ => self.failed(),
+        }
+    }
 }
 
 impl Manager {
+    /// Reports each failed query of a connection to the pool's health.
+    fn watch(&self) -> impl FnMut(InstrumentationEvent<'_>) + Send + 'static {
+        let health = self.health.clone();
+        move |event| {
+            if let InstrumentationEvent::FinishQuery { error: Some(e), .. } = event {
+                health.saw(e);
+            }
+        }
+    }
+
     fn failure(&self, message: impl std::fmt::Display) -> ConnectionFailure {
         ConnectionFailure {
             backend: self.target.backend(),
@@ -166,14 +276,23 @@ impl ManageConnection for Manager {
     type Connection = AnyConnection;
     type Error = ConnectionFailure;
 
+    /// A new connection, set up: statement timeout (PostgreSQL), failure watch.
     fn connect(&self) -> Result<AnyConnection, ConnectionFailure> {
         match &self.target {
-            Target::Sqlite(path) => SqliteConnection::establish(path)
-                .map(AnyConnection::Sqlite)
-                .map_err(|e| self.failure(e)),
-            Target::Pg { url, .. } => PgConnection::establish(url)
-                .map(AnyConnection::Pg)
-                .map_err(|e| self.failure(e)),
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path).map_err(|e| self.failure(e))?;
+                conn.set_instrumentation(self.watch());
+                Ok(AnyConnection::Sqlite(conn))
+            }
+            Target::Pg { url, .. } => {
+                let mut conn = PgConnection::establish(url).map_err(|e| self.failure(e))?;
+                if let Some(t) = self.statement_timeout {
+                    conn.batch_execute(&format!("SET statement_timeout = {}", t.as_millis()))
+                        .map_err(|e| self.failure(e))?;
+                }
+                conn.set_instrumentation(self.watch());
+                Ok(AnyConnection::Pg(conn))
+            }
         }
     }
 
@@ -183,7 +302,9 @@ impl ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         // A connection given back by a panicking thread may be mid-transaction.
-        std::thread::panicking() || r2d2::R2D2Connection::is_broken(conn)
+        std::thread::panicking()
+            || r2d2::R2D2Connection::is_broken(conn)
+            || (self.health.suspect() && self.is_valid(conn).is_err())
     }
 }
 
@@ -210,15 +331,35 @@ impl CustomizeConnection<AnyConnection, ConnectionFailure> for SqlitePragmas {
     }
 }
 
-pub(crate) type DbPool = Pool<Manager>;
 pub(crate) type DbConn = PooledConnection<Manager>;
+
+/// The bounded pool, and what it knows of the database's health.
+#[derive(Clone, Debug)]
+pub(crate) struct DbPool {
+    pool: r2d2::Pool<Manager>,
+    health: Arc<Health>,
+}
 
 /// Opens the pool after one direct connection attempt, so a wrong URL, a missing directory
 /// or a refused password is reported at once with the driver's words.
-pub(crate) fn open_pool(url: &str, max_connections: u32) -> Result<DbPool, StoreError> {
-    let target = Target::parse(url)?;
+pub(crate) fn open_pool(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
+    let target = match Target::parse(url)? {
+        Target::Pg {
+            url,
+            shown,
+            password,
+        } => Target::Pg {
+            url: with_connect_timeout(&url, options.connect_timeout),
+            shown,
+            password,
+        },
+        sqlite => sqlite,
+    };
+    let health = Arc::new(Health::new());
     let manager = Manager {
         target: target.clone(),
+        statement_timeout: options.statement_timeout,
+        health: health.clone(),
     };
     let pragmas = SqlitePragmas {
         shown: target.shown(),
@@ -235,9 +376,9 @@ pub(crate) fn open_pool(url: &str, max_connections: u32) -> Result<DbPool, Store
     // No ping at checkout: it would double the queries of the hot path. A connection that
     // broke (database restarted) fails its query, is reported as unavailable, and is then
     // dropped by `has_broken`.
-    let mut builder = Pool::builder()
+    let mut builder = r2d2::Pool::builder()
         .test_on_check_out(false)
-        .connection_timeout(CHECKOUT_TIMEOUT)
+        .connection_timeout(options.acquire_timeout)
         .connection_customizer(Box::new(pragmas));
     builder = if target.is_memory() {
         // Each SQLite connection to :memory: is its own database: keep exactly one, forever.
@@ -247,14 +388,53 @@ pub(crate) fn open_pool(url: &str, max_connections: u32) -> Result<DbPool, Store
             .idle_timeout(None)
             .max_lifetime(None)
     } else {
-        builder.max_size(max_connections.max(1))
+        let max = options.max_connections.max(1);
+        builder
+            .max_size(max)
+            .min_idle(options.min_idle.map(|m| m.min(max)))
     };
-    Ok(builder.build_unchecked(manager))
+    Ok(DbPool {
+        pool: builder.build_unchecked(manager),
+        health,
+    })
 }
 
-pub(crate) fn checkout(pool: &DbPool) -> Result<DbConn, StoreError> {
-    pool.get()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+/// libpq's `connect_timeout` added to a URL that does not set it.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{separator}connect_timeout={}",
+        timeout.as_secs().max(1)
+    )
+}
+
+impl DbPool {
+    pub(crate) fn failures(&self) -> u64 {
+        self.health.failures()
+    }
+
+    /// A connection, or `Unavailable`. While connections are suspect, each is pinged first;
+    /// a dead one is given back (and dropped by `has_broken`) and the next one tried.
+    pub(crate) fn checkout(&self) -> Result<DbConn, StoreError> {
+        let unavailable = |e: r2d2::PoolError| {
+            self.health.failed();
+            StoreError::Unavailable(e.to_string())
+        };
+        let mut conn = self.pool.get().map_err(unavailable)?;
+        if self.health.suspect() {
+            for _ in 0..self.pool.max_size() {
+                if r2d2::R2D2Connection::ping(&mut *conn).is_ok() {
+                    break;
+                }
+                drop(conn);
+                conn = self.pool.get().map_err(unavailable)?;
+            }
+        }
+        Ok(conn)
+    }
 }
 
 /// Runs `f` in a transaction that excludes every other writer until it commits: SQLite's
@@ -305,11 +485,49 @@ fn take_write_lock(conn: &mut AnyConnection) -> Result<(), diesel::result::Error
 pub(crate) fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
         let result = match conn {
-            AnyConnection::Pg(c) => c.run_pending_migrations(MIGRATIONS).map(|_| ()),
+            AnyConnection::Pg(c) => c
+                // A migration may rewrite a large table: the pool's statement timeout, meant
+                // for requests, does not apply to it.
+                .batch_execute("SET LOCAL statement_timeout = 0")
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                .and_then(|()| c.run_pending_migrations(MIGRATIONS).map(|_| ())),
             AnyConnection::Sqlite(c) => c.run_pending_migrations(MIGRATIONS).map(|_| ()),
         };
         result.map_err(|e| StoreError::Migration(e.to_string()))
     })
+}
+
+/// Whether the latest embedded migration is applied: `Ok`, or `Migration` naming it.
+pub(crate) fn check_schema(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    use diesel::migration::MigrationSource;
+    use diesel::sqlite::Sqlite;
+    let latest = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .max()
+        .unwrap_or_default();
+    // Versions are digits (timestamps); anything else is not spliced into SQL.
+    if !latest.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::Migration(format!(
+            "unexpected migration version {latest}"
+        )));
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let applied: Applied = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = '{latest}'"
+    ))
+    .get_result(conn)?;
+    if applied.n == 0 {
+        return Err(StoreError::Migration(format!(
+            "migration {latest} is not applied: run `idp-proxy migrate`"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ mod store;
 mod usager;
 
 pub use aidant::{Aidant, AidantLogin, NewAidant};
-pub use db::MIGRATIONS;
+pub use db::{PoolOptions, MIGRATIONS};
 pub use demarche::{Demarche, UnknownDemarche};
 pub use error::StoreError;
 pub use grant::{Grant, Refusal, Use, UseError};

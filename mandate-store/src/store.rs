@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::db::{self, AnyConnection, DbConn, DbPool};
+use crate::db::{self, AnyConnection, DbConn, DbPool, PoolOptions};
 use crate::error::StoreError;
 use crate::identity::Sealer;
 
@@ -40,9 +40,9 @@ impl Store {
     /// with at most `max_connections` pooled connections (`sqlite::memory:` always uses one,
     /// since each connection would otherwise see its own empty database). Connects once
     /// before returning, so a bad URL or an unreachable server is reported here.
-    pub fn open(url: &str, max_connections: u32, sealer: Sealer) -> Result<Store, StoreError> {
+    pub fn open(url: &str, pool: &PoolOptions, sealer: Sealer) -> Result<Store, StoreError> {
         let backend = db::Target::parse(url)?.backend();
-        let pool = db::open_pool(url, max_connections)?;
+        let pool = db::open_pool(url, pool)?;
         Ok(Store {
             pool,
             sealer: Arc::new(RwLock::new(Arc::new(sealer))),
@@ -57,12 +57,17 @@ impl Store {
         db::run_migrations(&mut conn)
     }
 
-    /// One round trip to the database (readiness probes).
+    /// One round trip (readiness probes): the database answers and has the latest migration
+    /// of this build, so a node started before `idp-proxy migrate` ran is not ready.
     pub fn ping(&self) -> Result<(), StoreError> {
-        use diesel::RunQueryDsl;
         let mut conn = self.conn()?;
-        diesel::sql_query("SELECT 1").execute(&mut conn)?;
-        Ok(())
+        db::check_schema(&mut conn)
+    }
+
+    /// Database calls that failed for a reason other than the data since the store opened:
+    /// connection lost or refused, no connection free in time, statement timeout.
+    pub fn failures(&self) -> u64 {
+        self.pool.failures()
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -71,7 +76,7 @@ impl Store {
     }
 
     pub(crate) fn conn(&self) -> Result<DbConn, StoreError> {
-        db::checkout(&self.pool)
+        self.pool.checkout()
     }
 
     /// `db::write_transaction`, queued in-process first on SQLite.

@@ -11,12 +11,12 @@
 //   E2E_KEEP_TMP=1     keep the temporary directories (config, keys, SQLite file, logs)
 //   E2E_VERBOSE=1      echo the proxy's stderr/stdout as it runs
 
-import { spawn, execFile } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +130,220 @@ export async function createPgDatabase(serverUrl) {
     url: u.toString(),
     drop: () => psql(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {}),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers of the test's own, to stop and restart under a running proxy (outages.test.mjs)
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function tcpOpen(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** Resolves when `child` has exited; after `ms`, sends `signal` (then SIGKILL 5 s later). */
+async function waitExit(child, { ms = 10_000, signal = 'SIGKILL' } = {}) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  const t1 = setTimeout(() => child.kill(signal), ms);
+  const t2 = setTimeout(() => child.kill('SIGKILL'), ms + 5000);
+  await exited;
+  clearTimeout(t1);
+  clearTimeout(t2);
+}
+
+/**
+ * A redis-server of the test's own on a free port of 127.0.0.1.
+ *
+ * By default without persistence: `kill()` is a SIGKILL (all its data gone), `start()` brings a
+ * fresh, empty one up on the same port.
+ *
+ * `persistent: true` runs it as production should (`--appendonly yes --appendfsync always`, in a
+ * temp dir of its own, `dir`): `stop()` is a SIGTERM — Redis flushes its append-only file and
+ * exits — and throws unless it exited cleanly (code 0); `start()` brings it up again on the same
+ * port and dir, with the data it had (codes, sessions, their remaining lifetimes).
+ *
+ * `pause(ms)` is `CLIENT PAUSE ms ALL` (through redis-cli): from then on every client's commands
+ * — the proxy's, and redis-cli's own — wait unexecuted until the pause ends; a `stop()` during
+ * the pause exits without ever executing them. `cli(...args)` runs one redis-cli command and
+ * resolves with its output (only while Redis is not paused).
+ * @returns {Promise<{url, port, dir, start(), stop(), pause(ms), cli(...args), kill(), close(), logs()}>}
+ */
+export async function startRedis({ port, persistent = false } = {}) {
+  port ??= await freePort();
+  const dir = persistent ? mkdtempSync(join(tmpdir(), 'idp-proxy-e2e-redis-')) : null;
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''];
+  if (persistent) args.push('--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir);
+  else args.push('--appendonly', 'no');
+  let log = '';
+  let child = null;
+  const onExit = () => child?.kill('SIGKILL');
+  process.on('exit', onExit);
+  const running = () => child && child.exitCode === null && child.signalCode === null;
+  const redis = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    logs: () => log,
+    async start() {
+      if (running()) return;
+      child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const keep = (d) => {
+        log = (log + d).slice(-20_000);
+        if (VERBOSE) process.stderr.write(`[redis] ${d}`);
+      };
+      child.stdout.setEncoding('utf8').on('data', keep);
+      child.stderr.setEncoding('utf8').on('data', keep);
+      child.once('error', (e) => { log += `\nspawn error: ${e.message}`; });
+      for (let i = 0; i < 100; i++) {
+        if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}) on port ${port}\n${log}`);
+        if (await tcpOpen(port)) return;
+        await sleep(50);
+      }
+      throw new Error(`redis-server did not start on ${port}\n${log}`);
+    },
+    /** SIGTERM, and its exit awaited: with persistence, its data is on disk. */
+    async stop() {
+      if (!running()) return;
+      const c = child;
+      c.kill('SIGTERM');
+      await waitExit(c, { ms: 10_000, signal: 'SIGKILL' });
+      if (c.exitCode !== 0) {
+        throw new Error(`redis-server did not stop cleanly on SIGTERM (code ${c.exitCode}, signal ${c.signalCode})\n${log.slice(-2000)}`);
+      }
+    },
+    async pause(ms) {
+      const out = await redis.cli('CLIENT', 'PAUSE', String(ms), 'ALL');
+      if (out !== 'OK') throw new Error(`CLIENT PAUSE ${ms} ALL answered ${JSON.stringify(out)}`);
+    },
+    cli(...cmd) {
+      return new Promise((resolve, reject) => {
+        execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...cmd], { timeout: 5000 }, (err, stdout, stderr) => {
+          if (err) reject(new Error(`redis-cli ${cmd.join(' ')}: ${stderr || err.message}`));
+          else resolve(stdout.trim());
+        });
+      });
+    },
+    async kill() {
+      if (!child) return;
+      child.kill('SIGKILL');
+      await waitExit(child);
+    },
+    async close() {
+      await redis.kill();
+      process.off('exit', onExit);
+      if (dir && !KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await redis.start();
+  } catch (err) {
+    await redis.close();
+    throw err;
+  }
+  return redis;
+}
+
+/** The bin directory of the highest PostgreSQL under /usr/lib/postgresql (Debian's layout). */
+function postgresBinDir() {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+(\.\d+)?$/.test(v)) : [];
+  versions.sort((a, b) => Number(b) - Number(a));
+  for (const v of versions) {
+    const bin = join(root, v, 'bin');
+    if (existsSync(join(bin, 'postgres')) && existsSync(join(bin, 'initdb'))) return bin;
+  }
+  throw new Error(`no PostgreSQL server found under ${root}/*/bin (apt-get install postgresql)`);
+}
+
+/**
+ * A PostgreSQL server of the test's own (never the machine's shared one): initdb in a temp dir,
+ * trust authentication, on a free port of 127.0.0.1. `stop()` is a fast shutdown (SIGINT: the
+ * sessions are terminated), `start()` brings it up again on the same directory and port. As
+ * root, initdb and postgres run as the `postgres` OS user (spawn's uid/gid: the child is the
+ * postmaster itself, so the signals reach it directly, with no su/runuser in between).
+ * @returns {Promise<{url, port, dir, start(), stop(), close(), logs()}>}
+ */
+export async function startPostgres({ port } = {}) {
+  const bin = postgresBinDir();
+  port ??= await freePort();
+  const base = mkdtempSync(join(tmpdir(), 'idp-proxy-e2e-pg-'));
+  const data = join(base, 'data');
+  const ids = {};
+  if (process.getuid?.() === 0) {
+    ids.uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    ids.gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(base, ids.uid, ids.gid);
+  }
+  const env = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C' };
+  let log = '';
+  let child = null;
+  const onExit = () => child?.kill('SIGQUIT'); // immediate shutdown: the backends follow
+  process.on('exit', onExit);
+
+  const cleanup = () => {
+    process.off('exit', onExit);
+    if (!KEEP_TMP) rmSync(base, { recursive: true, force: true });
+  };
+  await new Promise((resolve, reject) => {
+    execFile(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      { ...ids, cwd: base, env, timeout: 60_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`initdb failed: ${stderr || err.message}`));
+        else resolve();
+      });
+  }).catch((err) => { cleanup(); throw err; });
+
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const selectOne = () => new Promise((resolve) => {
+    execFile('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', 'select 1'],
+      { timeout: 5000, env: { ...process.env, PGCONNECT_TIMEOUT: '2' } }, (err, stdout) => resolve(!err && stdout.trim() === '1'));
+  });
+
+  const pg = {
+    url,
+    port,
+    dir: base,
+    logs: () => log,
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return;
+      child = spawn(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', base,
+        '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'],
+      { ...ids, cwd: base, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.setEncoding('utf8').on('data', (d) => {
+        log = (log + d).slice(-20_000);
+        if (VERBOSE) process.stderr.write(`[postgres] ${d}`);
+      });
+      child.once('error', (e) => { log += `\nspawn error: ${e.message}`; });
+      for (let i = 0; i < 200; i++) {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`postgres exited (${child.exitCode ?? child.signalCode}) on port ${port}\n${log}`);
+        }
+        if (await tcpOpen(port) && await selectOne()) return;
+        await sleep(100);
+      }
+      throw new Error(`postgres did not accept connections on ${port} within 20 s\n${log}`);
+    },
+    async stop() {
+      if (!child) return;
+      child.kill('SIGINT'); // fast shutdown; SIGQUIT (immediate) if it lingers
+      await waitExit(child, { ms: 10_000, signal: 'SIGQUIT' });
+    },
+    async close() {
+      await pg.stop();
+      cleanup();
+    },
+  };
+  try {
+    await pg.start();
+  } catch (err) {
+    await pg.stop().catch(() => {});
+    cleanup();
+    throw err;
+  }
+  return pg;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,6 +600,8 @@ export async function startProxy({ clients, upstreamIssuer, importToml, database
     cliResult,
     stop,
     logs: () => ({ stdout, stderr }),
+    // The `serve` process itself: its pid, signals sent to it, its exit (shutdown.test.mjs).
+    child,
   };
 }
 
@@ -531,6 +747,19 @@ export class Browser {
    * application/x-www-form-urlencoded.
    */
   async request(href, { method = 'GET', form, headers = {}, body } = {}) {
+    const { url, headers: h, body: payload } = this.prepare(href, { form, headers, body });
+    const res = await fetch(url, { method, headers: h, body: payload, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    this.store(url, res);
+    const text = await res.text();
+    return this.step(url, method, res.status, res.headers, text);
+  }
+
+  /**
+   * What a request sends (request's and HttpBrowser's): the browser's headers, the cookies for
+   * `href`, and `form` (object or URLSearchParams) encoded as the body.
+   * @returns {{url: URL, headers: object, body: string|undefined}}
+   */
+  prepare(href, { form, headers = {}, body } = {}) {
     const url = new URL(href);
     const h = { 'user-agent': 'idp-proxy-e2e', accept: 'text/html,application/json;q=0.9,*/*;q=0.8', ...headers };
     const cookie = this.cookieHeader(url);
@@ -539,18 +768,20 @@ export class Browser {
       body = form instanceof URLSearchParams ? form.toString() : new URLSearchParams(form).toString();
       h['content-type'] = 'application/x-www-form-urlencoded';
     }
-    const res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
-    this.store(url, res);
-    const text = await res.text();
-    const location = res.headers.get('location');
+    return { url, headers: h, body };
+  }
+
+  /** An answer (its cookies already stored) as a step of the history, which request returns. */
+  step(url, method, status, headers, body) {
+    const location = headers.get('location');
     const step = {
       method,
       url: url.toString(),
-      status: res.status,
-      headers: res.headers,
+      status,
+      headers,
       location: location ? new URL(location, url).toString() : null,
-      contentType: res.headers.get('content-type') || '',
-      body: text,
+      contentType: headers.get('content-type') || '',
+      body,
     };
     this.history.push(step);
     return step;
@@ -575,6 +806,106 @@ export class Browser {
       steps.push(step);
     }
     return { steps, final: step, stoppedAt: null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic recorded request by request (shutdown.test.mjs, observability.test.mjs)
+
+/**
+ * An http.Agent that records every request made through it, for the Browser below and for
+ * openid-client (`trackTraffic(sp, agent)`). By default without keep-alive (each request on a
+ * new connection, `Connection: close`); `keepAlive: true` reuses idle connections.
+ * `requestIds: true` gives every request that has none a fresh `X-Request-Id` (16 hex
+ * characters, which idp-proxy takes as its own and logs). A record: { method, url, port,
+ * sentId (the X-Request-Id sent, or null), startedAt, connectedAt (the TCP connection was made,
+ * or an idle one taken: the request was sent, or being sent), reused (on a kept-alive
+ * connection), status, requestId (the answer's X-Request-Id), complete (every byte of the
+ * answer came), endedAt, error (code or message of a transport failure) }. Times are
+ * performance.now().
+ */
+export class TrackingAgent extends HttpAgent {
+  constructor({ keepAlive = false, requestIds = false } = {}) {
+    super({ keepAlive });
+    this.requestIds = requestIds;
+    this.records = [];
+  }
+
+  addRequest(req, options) {
+    // The head is written on the first write or end(), after this: a header can still be set.
+    if (this.requestIds && !req.hasHeader('x-request-id')) req.setHeader('x-request-id', randomBytes(8).toString('hex'));
+    const rec = {
+      method: req.method, url: `http://${options.host}:${options.port}${req.path}`, port: Number(options.port),
+      sentId: req.getHeader('x-request-id') ?? null, startedAt: performance.now(), connectedAt: null, reused: false,
+      status: null, requestId: null, complete: false, endedAt: null, error: null,
+    };
+    this.records.push(rec);
+    const end = (error) => {
+      if (rec.endedAt !== null) return;
+      rec.endedAt = performance.now();
+      if (error) rec.error = error;
+    };
+    req.once('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', () => { rec.connectedAt = performance.now(); });
+      else {
+        rec.connectedAt = performance.now();
+        rec.reused = true;
+      }
+    });
+    req.once('response', (res) => {
+      rec.status = res.statusCode;
+      rec.requestId = res.headers['x-request-id'] ?? null;
+      // Watched, not read (a 'data' listener here would take chunks from the caller): 'end'
+      // comes once the caller has read the whole answer.
+      res.once('end', () => { rec.complete = res.complete; end(res.complete ? null : 'incomplete'); });
+      res.once('aborted', () => end('aborted'));
+      res.once('error', (e) => end(e.code || e.message));
+      res.once('close', () => end('closed before the end of the answer'));
+    });
+    req.once('error', (e) => end(e.code || e.message));
+    return super.addRequest(req, options);
+  }
+}
+
+/** openid-client's requests for this SP (token, userinfo, JWKS…) through `agent`. */
+export function trackTraffic(sp, agent) {
+  const opts = () => ({ agent });
+  sp.client[custom.http_options] = opts;
+  sp.issuer[custom.http_options] = opts;
+  return sp;
+}
+
+/** The Browser over node:http and an agent (a TrackingAgent: by default, one connection per request). */
+export class HttpBrowser extends Browser {
+  constructor(agent = new TrackingAgent()) {
+    super();
+    this.agent = agent;
+  }
+
+  request(href, { method = 'GET', form, headers = {}, body } = {}) {
+    const { url, headers: h, body: text } = this.prepare(href, { form, headers, body });
+    const payload = text === undefined ? undefined : Buffer.from(text, 'utf8');
+    if (payload) h['content-length'] = String(payload.length);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({
+        host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method, headers: h, agent: this.agent, timeout: 15_000,
+      }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          if (!res.complete) { reject(new Error(`${method} ${href.slice(0, 120)}: incomplete answer`)); return; }
+          const hs = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) for (const one of Array.isArray(v) ? v : [v]) hs.append(k, one);
+          this.store(url, { headers: hs });
+          resolve(this.step(url, method, res.statusCode, hs, Buffer.concat(chunks).toString('utf8')));
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${href.slice(0, 120)}: no answer within 15 s`)));
+      req.on('error', reject);
+      if (payload) req.write(payload);
+      req.end();
+    });
   }
 }
 

@@ -110,6 +110,22 @@ impl EphemeralStore for MemoryStore {
         })
     }
 
+    async fn take_and_put(
+        &self,
+        take: &str,
+        put: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        // Two shard locks one after the other: nothing between them can fail but the process,
+        // and this store dies with it.
+        if self.take(take).await?.is_none() {
+            return Ok(false);
+        }
+        self.put(put, value, ttl).await?;
+        Ok(true)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
         self.shard(key)?.map.remove(key);
         Ok(())

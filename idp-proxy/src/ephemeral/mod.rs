@@ -37,6 +37,18 @@ pub trait EphemeralStore: Send + Sync + 'static {
     /// Returns and removes the value in one atomic step: two concurrent takes never both win.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     async fn delete(&self, key: &str) -> Result<(), EphemeralError>;
+    /// In one atomic step: if `take` holds a value, removes it and stores `value` under `put`
+    /// for `ttl`, and says `true`; otherwise changes nothing and says `false`. Redeeming a code
+    /// for its access token: until this step the code is untouched (a failure before it leaves
+    /// the code redeemable), after it the code is spent and the token stored, never one
+    /// without the other. Both keys must carry the same `{hash tag}` (one Redis Cluster slot).
+    async fn take_and_put(
+        &self,
+        take: &str,
+        put: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError>;
     /// Adds one to the counter under `key` and returns it; a new counter lives `ttl` (a fixed
     /// window: later increments do not extend it). Rate limits count with it.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, EphemeralError>;
@@ -134,6 +146,21 @@ pub(crate) mod suite {
             .put_if_absent(&k("short"), b"t".to_vec(), ttl)
             .await
             .unwrap());
+        // Swapping one key for another: only while the first holds a value.
+        let (from, to) = (k("{t}:from"), k("{t}:to"));
+        store.put(&from, b"code".to_vec(), ttl).await.unwrap();
+        assert!(store
+            .take_and_put(&from, &to, b"token".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert_eq!(store.get(&from).await.unwrap(), None, "taken");
+        assert_eq!(store.get(&to).await.unwrap(), Some(b"token".to_vec()));
+        store.delete(&to).await.unwrap();
+        assert!(!store
+            .take_and_put(&from, &to, b"again".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert_eq!(store.get(&to).await.unwrap(), None, "nothing stored");
         // Counters: one more each time, within a window that later increments do not extend.
         let window = Duration::from_millis(800);
         assert_eq!(store.incr(&k("n"), window).await.unwrap(), 1);

@@ -1,20 +1,68 @@
 //! The Redis backend, shared by every node: `SET … PX` puts a TTL on everything, `SET NX`
 //! makes the replay caches, `GETDEL` the single-use take, `INCR` + `PEXPIRE … NX` the rate
-//! limit counters (Redis ≥ 7.0). Every key carries
-//! the deployment's prefix, so several deployments can share one Redis. The connection
-//! manager reconnects by itself; while Redis is unreachable every call fails, and callers
-//! fail closed.
+//! limit counters (Redis ≥ 7.0). Every command names one key, so a Redis Cluster serves them
+//! as well as a single Redis. Every key carries the deployment's prefix, so several
+//! deployments can share one Redis. Both connections reconnect by themselves (the cluster one
+//! also follows slot moves and failovers); while Redis is unreachable every call fails, and
+//! callers fail closed.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, SetExpiry, SetOptions};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, SetExpiry, SetOptions, Value};
 
 use super::{EphemeralError, EphemeralStore};
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
+    /// `take_and_put`: DEL, then SET … PX only if something was deleted (EVALSHA).
+    swap: redis::Script,
+}
+
+const SWAP: &str = r"
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// A single Redis (or a stable endpoint in front of one), or a Redis Cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> EphemeralError {
@@ -39,8 +87,30 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(RedisStore {
-            conn,
+            conn: Conn::Single(conn),
             prefix: prefix.to_string(),
+            swap: redis::Script::new(SWAP),
+        })
+    }
+
+    /// Connects to a Redis Cluster through any of its `nodes` (the rest of the topology is
+    /// discovered); same bounds as [`RedisStore::connect`].
+    pub async fn connect_cluster(
+        nodes: &[&str],
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, EphemeralError> {
+        let client = ClusterClient::builder(nodes.iter().copied())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(2)
+            .build()
+            .map_err(unavailable)?;
+        let conn = client.get_async_connection().await.map_err(unavailable)?;
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn),
+            prefix: prefix.to_string(),
+            swap: redis::Script::new(SWAP),
         })
     }
 
@@ -108,6 +178,26 @@ impl EphemeralStore for RedisStore {
         Ok(n)
     }
 
+    async fn take_and_put(
+        &self,
+        take: &str,
+        put: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        let mut conn = self.conn.clone();
+        let swapped: i64 = self
+            .swap
+            .key(self.key(take))
+            .key(self.key(put))
+            .arg(value)
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(swapped == 1)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
         let mut conn = self.conn.clone();
         conn.del::<_, ()>(self.key(key)).await.map_err(unavailable)
@@ -162,6 +252,137 @@ mod tests {
                 .filter(|t| t.is_some())
                 .count();
             assert_eq!(won, 1, "exactly one take wins");
+        }
+    }
+
+    /// Three masters of a real Redis Cluster on free ports, stopped when dropped.
+    struct Cluster {
+        servers: Vec<std::process::Child>,
+        ports: Vec<u16>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            for s in &mut self.servers {
+                let _ = s.kill();
+                let _ = s.wait();
+            }
+        }
+    }
+
+    /// A port free for the server and for its cluster bus (port + 10000).
+    fn free_cluster_port(taken: &[u16]) -> u16 {
+        use std::net::TcpListener;
+        loop {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if port < 55_000
+                && !taken.contains(&port)
+                && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+            {
+                return port;
+            }
+        }
+    }
+
+    fn cluster() -> Cluster {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let mut ports = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let port = free_cluster_port(&ports);
+            let conf = dir.path().join(format!("nodes-{port}.conf"));
+            servers.push(
+                Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                    .arg(&conf)
+                    .args(["--save", "", "--appendonly", "no", "--dir"])
+                    .arg(dir.path())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("redis-server (scripts/test and .ci/run install it)"),
+            );
+            ports.push(port);
+        }
+        let cluster = Cluster {
+            servers,
+            ports,
+            _dir: dir,
+        };
+        let cli = |port: u16, args: &[&str]| {
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(args)
+                .stderr(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        for &port in &cluster.ports {
+            for _ in 0..100 {
+                if cli(port, &["ping"]).contains("PONG") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(nodes.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        cli(cluster.ports[0], &create);
+        for &port in &cluster.ports {
+            for _ in 0..200 {
+                if cli(port, &["cluster", "info"]).contains("cluster_state:ok") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    #[tokio::test]
+    async fn a_redis_cluster_passes_the_shared_suite() {
+        let cluster = cluster();
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        let s = RedisStore::connect_cluster(&nodes[..1], "cluster:", Duration::from_secs(2))
+            .await
+            .expect("the cluster, found through one of its nodes");
+        super::super::suite::run(&s, "suite").await;
+        // The keys really are spread over the masters: each holds some of them.
+        for i in 0..30 {
+            s.put(
+                &format!("spread-{i}"),
+                b"v".to_vec(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        }
+        for port in &cluster.ports {
+            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let n: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+            assert!(n > 0, "master on {port} holds none of the keys");
         }
     }
 

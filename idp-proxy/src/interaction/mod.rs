@@ -355,18 +355,22 @@ pub async fn choose(
                 demarche,
                 usager_id,
             });
-            session::save(&app, &cookie, &s).await?;
+            // The use is journaled and its code stored: the browser must get the code even if
+            // the remembered choice (a convenience for `prompt=none`) cannot be saved.
+            if let Err(e) = session::save(&app, &cookie, &s).await {
+                tracing::warn!(error = %e, "choice not remembered in the session");
+            }
             Ok(res)
         }
         Ok(Err(r)) => {
             tracing::info!(reason = r.code(), "mandate use refused");
+            crate::metrics::METRICS.refused(r.code());
             let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
             app.ephemeral.put_json(&ix_key, &ix, ttl).await?;
             render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await
         }
         Err(e) => {
-            // Put the interaction back so the aidant can retry. (If the journal entry was
-            // written but the code could not be stored, the retry journals the choice again.)
+            // Put the interaction back so the aidant can retry: nothing was journaled.
             let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
             let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
             Err(e)
@@ -374,10 +378,11 @@ pub async fn choose(
     }
 }
 
-/// The mandate re-checked and the use journaled in one transaction (or, `journal_now` false,
-/// only checked: the token endpoint journals it when the client redeems the code), then a
-/// code minted and the browser sent back to the client: the response, and the usager acted
-/// for. A refusal leaves nothing written.
+/// The mandate checked, a code stored, then the use journaled (re-checked in the same
+/// transaction); or, `journal_now` false, only checked: the token endpoint journals it when
+/// the client redeems the code. Then the browser is sent back to the client with the code:
+/// the response, and the usager acted for. A refusal or a failure leaves nothing journaled
+/// and no code anyone knows.
 pub(crate) async fn issue_code(
     app: &App,
     ix: &Interaction,
@@ -411,13 +416,12 @@ pub(crate) async fn issue_code(
     };
     let use_ = delegation.as_use(ix.acr_min.map(acr::at_least));
     let now = app.now();
-    let recorded = if journal_now {
-        app.write(move |store| store.record_use(&use_, now)).await
-    } else {
+    let checked = {
+        let use_ = use_.clone();
         app.read(move |store| store.check_use(&use_, now)).await
     }
     .map_err(store_failure)?;
-    let grant = match recorded {
+    let grant = match checked {
         Ok(g) => g,
         Err(UseError::Refused(r)) => return Ok(Err(r)),
         Err(UseError::Store(e)) => return Err(store_failure(e)),
@@ -440,9 +444,30 @@ pub(crate) async fn issue_code(
         journal_at_token: !journal_now,
     };
     let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
-    app.ephemeral
-        .put_json(&code_key(&code), &code_grant, ttl)
-        .await?;
+    let key = code_key(&app.keys().access_token_for(&code));
+    // The code is stored before the use is journaled, and shown to nobody until the journal
+    // entry is committed: a store failure on either side leaves no journal entry without its
+    // code, and no code that could be redeemed without its entry.
+    app.ephemeral.put_json(&key, &code_grant, ttl).await?;
+    if journal_now {
+        let recorded = app
+            .write(move |store| store.record_use(&use_, now))
+            .await
+            .map_err(store_failure);
+        let refused = match recorded {
+            Ok(Ok(_)) => None,
+            Ok(Err(UseError::Refused(r))) => Some(Ok(Err(r))),
+            Ok(Err(UseError::Store(e))) => Some(Err(store_failure(e))),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(outcome) = refused {
+            // Never shown, so never redeemable; deleted so it does not linger either.
+            if let Err(e) = app.ephemeral.delete(&key).await {
+                tracing::warn!(error = %e, "unjournaled code left to expire");
+            }
+            return outcome;
+        }
+    }
     tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
     let to = return_to(app, ix);
     Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))

@@ -29,9 +29,15 @@ pub async fn readyz(app: AppData) -> HttpResponse {
     };
     // A loaded ring always has a signing key per algorithm (KeyRing::load refuses otherwise).
     let keys = !app.keys().signing_keys().is_empty();
-    let ready = database && ephemeral && keys;
+    let draining = app.is_draining();
+    let ready = database && ephemeral && keys && !draining;
+    let status = match (ready, draining) {
+        (true, _) => "ready",
+        (false, true) => "draining",
+        (false, false) => "unavailable",
+    };
     let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
+        "status": status,
         "database": database,
         "ephemeral": ephemeral,
         "keys": keys,

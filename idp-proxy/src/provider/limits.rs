@@ -35,7 +35,15 @@ pub async fn over(app: &App, limit: Limit, who: &str) -> Result<Option<u64>, Eph
         .ephemeral
         .incr(&key, Duration::from_secs(window))
         .await?;
-    Ok((count > max).then(|| (start + window).saturating_sub(now).max(1)))
+    if count <= max {
+        return Ok(None);
+    }
+    crate::metrics::METRICS.rate_limited(match limit {
+        Limit::Client => "client",
+        Limit::Ip => "ip",
+        Limit::Aidant => "aidant",
+    });
+    Ok(Some((start + window).saturating_sub(now).max(1)))
 }
 
 /// The client's address: from the configured proxy header, else the peer.

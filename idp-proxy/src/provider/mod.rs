@@ -1,6 +1,7 @@
 //! The OpenID Provider: discovery, JWKS, authorize, token, userinfo, end_session. Handlers
 //! are lists of checks (see `checks/`); errors are types mapped once (`error.rs`). The hot
-//! path costs one ephemeral take, one indexed query and one signature.
+//! path costs one ephemeral read, one indexed query, one signature and one atomic swap (code
+//! spent, access token stored).
 
 pub mod authorize;
 pub mod backchannel;
@@ -52,6 +53,9 @@ pub struct App {
     /// One permit per database connection: blocking calls queue here, on the async side,
     /// instead of each parking a thread of the blocking pool on the connection pool.
     pub db_slots: tokio::sync::Semaphore,
+    /// Set on SIGTERM: the node is leaving (`/readyz` 503, connections closed after each
+    /// response) but still serves.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 pub type AppData = web::Data<App>;
@@ -83,6 +87,10 @@ impl App {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `__Host-` cookies: Secure, Path=/, no Domain. Browsers accept Secure cookies from

@@ -199,9 +199,12 @@ pub fn session_key(cookie: &str) -> String {
 pub fn usager_session_key(cookie: &str) -> String {
     format!("usp:{}", super::tokens::sha256_b64(cookie))
 }
-pub fn code_key(code: &str) -> String {
-    format!("code:{}", super::tokens::sha256_b64(code))
+/// A code's key, named after the access token it will be redeemed for (derived from the code):
+/// the two keys share a `{hash tag}`, one Redis Cluster slot, so redeeming swaps one for the
+/// other in one atomic step.
+pub fn code_key(access_token: &str) -> String {
+    format!("code:{{{}}}", super::tokens::sha256_b64(access_token))
 }
 pub fn access_token_key(token: &str) -> String {
-    format!("at:{}", super::tokens::sha256_b64(token))
+    format!("at:{{{}}}", super::tokens::sha256_b64(token))
 }

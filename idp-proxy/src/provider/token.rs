@@ -1,6 +1,8 @@
 //! The token endpoint (RFC 6749 §4.1.3, OIDC Core §3.1.3): client authentication, then the
 //! grant checks in order, then the mandate checked once more — a mandate revoked since the
-//! choice gets `invalid_grant`. A replayed code fails and revokes what it issued.
+//! choice gets `invalid_grant`. The code is read, and spent only in the last step, atomically
+//! with storing its access token: a store failure on the way leaves it redeemable. A replayed
+//! code fails and revokes what it issued.
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use super::params::Params;
 use super::records::{access_token_key, code_key, CodeGrant, Delegation};
 use super::{claims, tokens, App, AppData};
 use crate::config::Client;
-use crate::ephemeral::EphemeralJson;
+use crate::ephemeral::{EphemeralError, EphemeralJson};
 
 pub fn is_form(req: &HttpRequest) -> bool {
     req.headers()
@@ -80,54 +82,87 @@ pub async fn token(
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
 
-    let Some(grant) = app
-        .ephemeral
-        .take_json::<CodeGrant>(&code_key(code))
-        .await?
-    else {
-        // Unknown, expired or replayed: if it was redeemed, its access token is revoked
-        // (RFC 6749 §4.1.2, RFC 9700 §4.5). Deleting a token that never existed is harmless.
-        let issued = access_token_key(&app.keys().access_token_for(code));
-        app.ephemeral.delete(&issued).await?;
-        return Err(OAuthError::invalid_grant("code is invalid, expired or already used").into());
+    let access_token = app.keys().access_token_for(code);
+    let key = code_key(&access_token);
+    let Some(grant) = app.ephemeral.get_json::<CodeGrant>(&key).await? else {
+        return Err(replayed(&app, &access_token).await?.into());
     };
+    match redeem(&app, client, &params, &grant, &key, access_token).await {
+        Ok(res) => Ok(res),
+        Err(e) => {
+            // A refused redemption spends the code. One that met a store failure leaves it
+            // untouched: nothing was issued, and the client may retry within its lifetime.
+            if e.code != Code::TemporarilyUnavailable {
+                app.ephemeral.delete(&key).await?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Unknown, expired or already used: if the code was redeemed, its access token is revoked
+/// (RFC 6749 §4.1.2, RFC 9700 §4.5). Deleting a token that never existed is harmless.
+async fn replayed(app: &App, access_token: &str) -> Result<OAuthError, OAuthError> {
+    app.ephemeral
+        .delete(&access_token_key(access_token))
+        .await?;
+    Ok(OAuthError::invalid_grant(
+        "code is invalid, expired or already used",
+    ))
+}
+
+/// The grant checks in order, the mandate once more, the ID token; then, in one atomic step,
+/// the code spent and the access token stored.
+async fn redeem(
+    app: &App,
+    client: &Client,
+    params: &Params,
+    grant: &CodeGrant,
+    key: &str,
+    access_token: String,
+) -> Result<HttpResponse, OAuthError> {
     let delegation = &grant.delegation;
     if delegation.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant("code was issued to another client").into());
+        return Err(OAuthError::invalid_grant(
+            "code was issued to another client",
+        ));
     }
     if params.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant(
             "redirect_uri does not match the authorization request",
-        )
-        .into());
+        ));
     }
     verify_pkce(grant.code_challenge.as_deref(), params.get("code_verifier"))?;
 
     let now = app.now();
     let checked = if grant.journal_at_token {
-        record_use(&app, delegation, now).await?
+        record_use(app, delegation, now).await?
     } else {
-        check_mandate(&app, delegation, now).await?
+        check_mandate(app, delegation, now).await?
     };
 
-    let access_token = app.keys().access_token_for(code);
     let at_ttl = client.access_token_ttl(&app.config.tokens);
-    // The ID token first: if it cannot be made (client's keys unreachable), no access token
-    // exists either.
-    let id_token = id_token(&app, client, &grant, &checked, &access_token, now).await?;
+    let id_token = id_token(app, client, grant, &checked, &access_token, now).await?;
     let issued = Delegation {
         issued_at: now,
         ..delegation.clone()
     };
-    app.ephemeral
-        .put_json(
+    let spent = app
+        .ephemeral
+        .take_and_put(
+            key,
             &access_token_key(&access_token),
-            &issued,
+            serde_json::to_vec(&issued).map_err(EphemeralError::from)?,
             Duration::from_secs(at_ttl),
         )
         .await?;
+    if !spent {
+        // Redeemed meanwhile by a concurrent request: a replay.
+        return Err(replayed(app, &access_token).await?);
+    }
 
     tracing::info!(client = %client.client_id, demarche = delegation.demarche.as_str(), "tokens issued");
+    crate::metrics::METRICS.token_issued(&client.client_id, delegation.demarche.as_str());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -162,6 +197,7 @@ fn refusal_as_grant_error(
         Ok(c) => Ok(c),
         Err(UseError::Refused(r)) => {
             tracing::info!(reason = r.code(), "mandate refused at token or userinfo");
+            crate::metrics::METRICS.refused(r.code());
             Err(OAuthError::invalid_grant(format!(
                 "the mandate no longer allows this: {r}"
             )))

@@ -13,6 +13,7 @@ use diesel::pg::PgConnection;
 use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, QueryableByName, RunQueryDsl};
+use mandate_store::PoolOptions;
 use mandate_store::{
     Aidant, DataKey, Demarche, Identity, Mandate, NewAidant, NewMandate, Organisation, Sealer,
     Store, Usager,
@@ -57,7 +58,7 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("store.sqlite");
         let url = format!("sqlite://{}", path.display());
-        let store = Store::open(&url, 4, sealer()).expect("open sqlite store");
+        let store = Store::open(&url, &PoolOptions::sized(4), sealer()).expect("open sqlite store");
         store.migrate().expect("migrate sqlite");
         TestDb {
             store: Some(store),
@@ -88,7 +89,8 @@ impl TestDb {
             store: None,
             backend,
         };
-        let store = Store::open(&url, 4, sealer()).expect("open postgres store");
+        let store =
+            Store::open(&url, &PoolOptions::sized(4), sealer()).expect("open postgres store");
         store.migrate().expect("migrate postgres");
         db.store = Some(store);
         db

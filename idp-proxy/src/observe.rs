@@ -1,0 +1,74 @@
+//! What every request leaves behind: an id, carried by a tracing span so that each log line of
+//! the request names it and returned as `X-Request-Id`; one `request` log line; the request
+//! metrics. Routes are logged and counted by pattern, never by path or query: a query holds
+//! codes, states and login hints.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::ConnectionType;
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+use crate::metrics::METRICS;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The reverse proxy's id when it is a short token of safe characters (so it can be grepped
+/// across both logs), else a new one.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (8..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let draining = req
+        .app_data::<crate::provider::AppData>()
+        .is_some_and(|app| app.is_draining());
+    let span = tracing::info_span!("request", request_id = %id);
+    let outcome = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (route, status) = match &outcome {
+        Ok(res) => (res.request().match_pattern(), res.status().as_u16()),
+        Err(e) => (None, e.as_response_error().status_code().as_u16()),
+    };
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    METRICS.request(&route, method.as_str(), status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            method = method.as_str(),
+            route,
+            status,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        )
+    });
+    outcome.map(|mut res| {
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(REQUEST_ID, value);
+        }
+        if draining {
+            // Keep-alive clients reconnect, through the balancer, to a node that stays.
+            res.response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        res
+    })
+}
