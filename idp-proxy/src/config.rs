@@ -74,6 +74,10 @@ pub struct Server {
     pub issuer: String,
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Take the `X-Request-Id` the reverse proxy sets (when short and safe) as the request's
+    /// id in logs; only behind a proxy that sets or replaces it, or clients could choose ids.
+    #[serde(default)]
+    pub trust_request_id: bool,
     /// On SIGTERM the node first drains this long: `/readyz` answers 503 so balancers take it
     /// out, and requests are still served (with `Connection: close`). Then it stops accepting.
     #[serde(default)]
@@ -945,10 +949,10 @@ impl Config {
         let url = self.ephemeral.url.as_deref().unwrap_or_default();
         match self.ephemeral.backend {
             EphemeralBackend::Memory => {}
-            EphemeralBackend::Redis if !redis_url(url) => {
+            EphemeralBackend::Redis if !redis_url(url) || url.contains(',') => {
                 return Err(self.invalid(
                     "ephemeral.url",
-                    "the redis backend needs a redis:// or rediss:// URL",
+                    "the redis backend needs one redis:// or rediss:// URL (several nodes: backend = \"redis-cluster\")",
                     "set IDP_PROXY_EPHEMERAL__URL=redis://:PASSWORD@HOST:6379",
                 ));
             }
@@ -970,10 +974,11 @@ impl Config {
                 "0 behind an orchestrator that stops routing first (Kubernetes preStop), else a little more than the balancer's health-check interval",
             ));
         }
-        if self.database.statement_timeout_ms > 600_000 {
+        let st = self.database.statement_timeout_ms;
+        if st != 0 && !(100..=600_000).contains(&st) {
             return Err(self.invalid(
                 "database.statement_timeout_ms",
-                "must be at most 600000",
+                "must be 0 or between 100 and 600000",
                 "5000 is the usual value; 0 keeps the server's setting",
             ));
         }

@@ -186,8 +186,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(w) = workers {
         server = server.workers(w);
     }
+    let signals = Signals::register()?;
     let server = server.run();
-    actix_web::rt::spawn(on_signals(server.handle(), stopping, drain));
+    actix_web::rt::spawn(signals.handle(server.handle(), stopping, drain));
     let Some(addr) = metrics_listen else {
         server.await?;
         return Ok(());
@@ -201,6 +202,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .workers(1)
     .disable_signals()
+    .shutdown_timeout(1)
     .bind(addr)?
     .run();
     let metrics_handle = metrics.handle();
@@ -211,31 +213,49 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(served?)
 }
 
-/// SIGTERM: drain (not ready, still serving) for `drain`, then stop accepting and let in-flight
-/// requests finish (`server.shutdown_timeout_secs`). SIGINT and SIGQUIT stop at once.
-async fn on_signals(server: actix_web::dev::ServerHandle, app: web::Data<App>, drain: Duration) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::quit()),
-    ) else {
-        tracing::error!("cannot listen for signals; stop the process with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {
-            tracing::info!(drain_secs = drain.as_secs(), "SIGTERM received; draining");
-            app.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-            tokio::select! {
-                _ = tokio::time::sleep(drain) => {}
-                _ = int.recv() => return server.stop(false).await,
-            }
-            tracing::info!("drained; finishing in-flight requests");
-            server.stop(true).await;
+/// The signals a node answers, registered before it serves: a node that could not hear
+/// SIGTERM would not start.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    /// SIGTERM: drain (not ready, still serving) for `drain`, then stop accepting and let
+    /// in-flight requests finish (`server.shutdown_timeout_secs`). SIGINT, SIGQUIT, or a second
+    /// SIGTERM during the drain: stop at once.
+    async fn handle(
+        mut self,
+        server: actix_web::dev::ServerHandle,
+        app: web::Data<App>,
+        drain: Duration,
+    ) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => return server.stop(false).await,
+            _ = self.quit.recv() => return server.stop(false).await,
         }
-        _ = int.recv() => server.stop(false).await,
-        _ = quit.recv() => server.stop(false).await,
+        tracing::info!(drain_secs = drain.as_secs(), "SIGTERM received; draining");
+        app.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = self.term.recv() => return server.stop(false).await,
+            _ = self.int.recv() => return server.stop(false).await,
+            _ = self.quit.recv() => return server.stop(false).await,
+        }
+        tracing::info!("drained; finishing in-flight requests");
+        server.stop(true).await;
     }
 }
 

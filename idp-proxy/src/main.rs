@@ -209,10 +209,13 @@ fn init_logs() {
         .init();
 }
 
-/// The mandate store with migrations applied, for the operator's commands.
+/// The mandate store with migrations applied, for the operator's commands. They may run long
+/// statements (imports, purges, re-sealing): the request-sized statement timeout is off.
 fn open(config: &Config) -> anyhow::Result<mandate_store::Store> {
     let keys = KeyRing::load(&config.keys.dir)?;
-    let store = idp_proxy::open_store(config, &keys)?;
+    let mut config = config.clone();
+    config.database.statement_timeout_ms = 0;
+    let store = idp_proxy::open_store(&config, &keys)?;
     store.migrate()?;
     Ok(store)
 }

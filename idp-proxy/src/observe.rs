@@ -16,11 +16,13 @@ use crate::metrics::METRICS;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The reverse proxy's id when it is a short token of safe characters (so it can be grepped
-/// across both logs), else a new one.
-fn request_id(req: &ServiceRequest) -> String {
+/// The reverse proxy's id when the node trusts it (`server.trust_request_id`, behind a proxy
+/// that sets it) and it is a short token of safe characters, so one id can be grepped across
+/// both logs; else a new one.
+fn request_id(req: &ServiceRequest, trusted: bool) -> String {
     req.headers()
         .get(&REQUEST_ID)
+        .filter(|_| trusted)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             (8..=64).contains(&v.len())
@@ -36,11 +38,13 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = request_id(&req);
-    let method = req.method().clone();
-    let draining = req
+    let (trusted, draining) = req
         .app_data::<crate::provider::AppData>()
-        .is_some_and(|app| app.is_draining());
+        .map_or((false, false), |app| {
+            (app.config.server.trust_request_id, app.is_draining())
+        });
+    let id = request_id(&req, trusted);
+    let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id);
     let outcome = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -49,10 +53,15 @@ pub async fn observe(
         Err(e) => (None, e.as_response_error().status_code().as_u16()),
     };
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    METRICS.request(&route, method.as_str(), status, elapsed);
+    // Any token is a valid method: only the ones served get their own series.
+    let method = match method.as_str() {
+        m @ ("GET" | "POST" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    };
+    METRICS.request(&route, method, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
-            method = method.as_str(),
+            method,
             route,
             status,
             micros = elapsed.as_micros() as u64,

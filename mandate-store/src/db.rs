@@ -231,7 +231,12 @@ impl Health {
     fn saw(&self, error: &DieselError) {
         use DatabaseErrorKind as K;
         match error {
-            DieselError::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => {
+            // A read-only transaction error means the server was demoted to a replica
+            // (failover): its connections must go too.
+            DieselError::DatabaseError(
+                K::ClosedConnection | K::UnableToSendCommand | K::ReadOnlyTransaction,
+                _,
+            ) => {
                 self.failed();
                 let until = self.elapsed_ms() + SUSPECT_FOR.as_millis() as u64;
                 self.suspect_until_ms.fetch_max(until, Ordering::Relaxed);
@@ -349,7 +354,7 @@ pub(crate) fn open_pool(url: &str, options: &PoolOptions) -> Result<DbPool, Stor
             shown,
             password,
         } => Target::Pg {
-            url: with_connect_timeout(&url, options.connect_timeout),
+            url: with_network_bounds(&url, options.connect_timeout),
             shown,
             password,
         },
@@ -399,16 +404,31 @@ pub(crate) fn open_pool(url: &str, options: &PoolOptions) -> Result<DbPool, Stor
     })
 }
 
-/// libpq's `connect_timeout` added to a URL that does not set it.
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
+/// libpq settings that bound the network, added where the URL does not set them:
+/// `connect_timeout`; TCP keepalives and `tcp_user_timeout`, so a query to a host that
+/// vanished (failover to a new address, a partition) fails in seconds, not when TCP gives up
+/// minutes later. A URL that does not parse is handed to libpq as it is (its error is then
+/// libpq's).
+fn with_network_bounds(url: &str, connect: Duration) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();
+    };
+    let set: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let wanted = [
+        ("connect_timeout", connect.as_secs().max(1).to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", "10".to_owned()),
+        ("keepalives_interval", "5".to_owned()),
+        ("keepalives_count", "3".to_owned()),
+        ("tcp_user_timeout", "20000".to_owned()),
+    ];
+    {
+        let mut query = parsed.query_pairs_mut();
+        for (key, value) in wanted.iter().filter(|(k, _)| !set.iter().any(|s| s == k)) {
+            query.append_pair(key, value);
+        }
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!(
-        "{url}{separator}connect_timeout={}",
-        timeout.as_secs().max(1)
-    )
+    parsed.to_string()
 }
 
 impl DbPool {
@@ -423,17 +443,19 @@ impl DbPool {
             self.health.failed();
             StoreError::Unavailable(e.to_string())
         };
-        let mut conn = self.pool.get().map_err(unavailable)?;
-        if self.health.suspect() {
-            for _ in 0..self.pool.max_size() {
-                if r2d2::R2D2Connection::ping(&mut *conn).is_ok() {
-                    break;
-                }
-                drop(conn);
-                conn = self.pool.get().map_err(unavailable)?;
+        if !self.health.suspect() {
+            return self.pool.get().map_err(unavailable);
+        }
+        for _ in 0..=self.pool.max_size() {
+            let mut conn = self.pool.get().map_err(unavailable)?;
+            if r2d2::R2D2Connection::ping(&mut *conn).is_ok() {
+                return Ok(conn);
             }
         }
-        Ok(conn)
+        self.health.failed();
+        Err(StoreError::Unavailable(
+            "no pooled connection answers".to_owned(),
+        ))
     }
 }
 
@@ -487,8 +509,9 @@ pub(crate) fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError>
         let result = match conn {
             AnyConnection::Pg(c) => c
                 // A migration may rewrite a large table: the pool's statement timeout, meant
-                // for requests, does not apply to it.
-                .batch_execute("SET LOCAL statement_timeout = 0")
+                // for requests, does not apply to it; a table lock it waits for is bounded,
+                // since everything else waits behind it.
+                .batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '60s'")
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
                 .and_then(|()| c.run_pending_migrations(MIGRATIONS).map(|_| ())),
             AnyConnection::Sqlite(c) => c.run_pending_migrations(MIGRATIONS).map(|_| ()),
@@ -561,6 +584,22 @@ mod tests {
             Target::parse("mysql://u:p@h/db"),
             Err(StoreError::UnsupportedUrl { scheme }) if scheme == "mysql"
         ));
+    }
+
+    #[test]
+    fn network_bounds_are_added_once_and_keep_what_the_url_sets() {
+        let url = with_network_bounds(
+            "postgres://idp:pa%40ss@db:5432/m?sslmode=verify-full&connect_timeout=9",
+            Duration::from_secs(5),
+        );
+        assert!(url.starts_with("postgres://idp:pa%40ss@db:5432/m?sslmode=verify-full"));
+        assert_eq!(url.matches("connect_timeout=").count(), 1);
+        assert!(url.contains("connect_timeout=9"));
+        assert!(url.contains("&keepalives=1&") && url.contains("tcp_user_timeout=20000"));
+        assert_eq!(
+            with_network_bounds("postgres://db/m", Duration::from_millis(10)),
+            "postgres://db/m?connect_timeout=1&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=20000"
+        );
     }
 
     #[test]

@@ -102,7 +102,8 @@ describe('metrics, request ids and logs', () => {
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     world = await startWorld({
       clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS,
-      config: { metrics: { listen: `127.0.0.1:${metricsPort}` } },
+      // Behind a proxy that sets X-Request-Id, as compose and Kubernetes run it.
+      config: { metrics: { listen: `127.0.0.1:${metricsPort}` }, server: { trust_request_id: true } },
     });
     sp = await makeSp(world.proxy, SP1);
   });

@@ -58,6 +58,29 @@ describe('prompt=none', () => {
     assert.equal(await uses(), before, 'nothing journaled for an unredeemed silent code');
   });
 
+  it('journals a silent code once, even when two token requests race for it', async () => {
+    const { browser } = await first();
+    const before = await uses();
+    const silentCode = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp: sp1, browser, choose: noPage,
+      authParams: { prompt: 'none' }, exchange: false });
+    assert.ok(silentCode.code, trace(silentCode));
+    const redeem = () => fetch(`${world.proxy.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${SP1.client_id}:${SP1.client_secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code', code: silentCode.code, redirect_uri: sp1.redirectUri,
+        code_verifier: silentCode.checks.code_verifier,
+      }),
+    }).then(async (res) => ({ status: res.status, body: await res.json() }));
+    const answers = await Promise.all([redeem(), redeem(), redeem()]);
+    assert.ok(answers.filter((a) => a.status === 200).length <= 1, JSON.stringify(answers));
+    for (const a of answers.filter((x) => x.status !== 200)) assert.equal(a.body.error, 'invalid_grant', JSON.stringify(a));
+    assert.equal(await uses(), before + 1, 'one journal entry for one code');
+  });
+
   it('answers login_required without a session, interaction_required without an earlier choice for this client', async () => {
     const none = await silent(new Browser());
     assert.equal(none.error?.error, 'login_required', trace(none));

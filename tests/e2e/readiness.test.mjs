@@ -48,6 +48,13 @@ describe('readiness, and Redis going away and coming back', () => {
     return { status: res.status, body: await res.json() };
   };
 
+  it('chooses its own request ids unless told to trust the proxy\'s', async () => {
+    const res = await fetch(`${world.proxy.issuer}/healthz`, { headers: { 'x-request-id': 'chosen-by-the-client' } });
+    await res.arrayBuffer();
+    const id = res.headers.get('x-request-id');
+    assert.ok(id && id !== 'chosen-by-the-client', `a generated id, not the client's: ${id}`);
+  });
+
   it('is alive and ready with its database, Redis and keys', async () => {
     assert.deepEqual(await probe('/healthz'), { status: 200, body: { status: 'ok' } });
     assert.deepEqual(await probe('/readyz'), { status: 200, body: { status: 'ready', database: true, ephemeral: true, keys: true } });

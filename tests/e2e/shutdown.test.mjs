@@ -400,7 +400,7 @@ async function behindBalancer(resources) {
   resources.push(() => pg.drop());
   const redis = process.env.E2E_REDIS_URL || process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
   const config = (port, extra) => ({
-    server: { listen: `127.0.0.1:${port}`, issuer: front.url, drain_secs: DRAIN_SECS, shutdown_timeout_secs: SHUTDOWN_SECS },
+    server: { listen: `127.0.0.1:${port}`, issuer: front.url, drain_secs: DRAIN_SECS, shutdown_timeout_secs: SHUTDOWN_SECS, trust_request_id: true },
     ephemeral: { backend: 'redis', url: redis, prefix: `shutdown-${ports[0]}:` },
     ...extra,
   });
@@ -640,7 +640,7 @@ function parseAnswer(raw) {
 async function direct(resources) {
   const world = await startWorld({
     clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS,
-    config: { server: { drain_secs: 0, shutdown_timeout_secs: SHUTDOWN_SECS } },
+    config: { server: { drain_secs: 0, shutdown_timeout_secs: SHUTDOWN_SECS, trust_request_id: true } },
   });
   resources.push(() => world.stop());
   const { proxy, upstream } = world;

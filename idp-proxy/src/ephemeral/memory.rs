@@ -29,12 +29,24 @@ impl Default for MemoryStore {
     }
 }
 
+/// The shard of a key: by its `{hash tag}` when it has one, as Redis Cluster picks a slot, so
+/// keys that must change together (`take_and_put`) are under one lock.
+fn shard_of(key: &str) -> usize {
+    let tag = key
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or(key);
+    let h = tag.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    (h as usize) % SHARDS
+}
+
 impl MemoryStore {
     fn shard(&self, key: &str) -> Result<std::sync::MutexGuard<'_, Shard>, EphemeralError> {
-        let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
-        self.shards[(h as usize) % SHARDS]
+        self.shards[shard_of(key)]
             .lock()
             .map_err(|_| EphemeralError::Unavailable("memory store lock poisoned".into()))
     }
@@ -117,12 +129,19 @@ impl EphemeralStore for MemoryStore {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, EphemeralError> {
-        // Two shard locks one after the other: nothing between them can fail but the process,
-        // and this store dies with it.
-        if self.take(take).await?.is_none() {
+        if shard_of(take) != shard_of(put) {
+            // As Redis Cluster refuses keys of two slots in one script.
+            return Err(EphemeralError::Unavailable(
+                "take_and_put on keys without a shared hash tag".into(),
+            ));
+        }
+        let now = Instant::now();
+        let mut shard = self.shard(take)?;
+        if shard.live(take, now).is_none() {
             return Ok(false);
         }
-        self.put(put, value, ttl).await?;
+        shard.map.remove(take);
+        shard.insert(put, value, ttl, now);
         Ok(true)
     }
 

@@ -208,3 +208,7 @@ pub fn code_key(access_token: &str) -> String {
 pub fn access_token_key(token: &str) -> String {
     format!("at:{{{}}}", super::tokens::sha256_b64(token))
 }
+/// Held by the request that journals a silent code's use (see `token::journal_once`).
+pub fn redeem_claim_key(access_token: &str) -> String {
+    format!("rd:{{{}}}", super::tokens::sha256_b64(access_token))
+}

@@ -15,7 +15,7 @@ use super::checks::verify_pkce;
 use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
 use super::params::Params;
-use super::records::{access_token_key, code_key, CodeGrant, Delegation};
+use super::records::{access_token_key, code_key, redeem_claim_key, CodeGrant, Delegation};
 use super::{claims, tokens, App, AppData};
 use crate::config::Client;
 use crate::ephemeral::{EphemeralError, EphemeralJson};
@@ -93,7 +93,9 @@ pub async fn token(
             // A refused redemption spends the code. One that met a store failure leaves it
             // untouched: nothing was issued, and the client may retry within its lifetime.
             if e.code != Code::TemporarilyUnavailable {
-                app.ephemeral.delete(&key).await?;
+                if let Err(store) = app.ephemeral.delete(&key).await {
+                    tracing::warn!(error = %store, "refused code could not be spent");
+                }
             }
             Err(e.into())
         }
@@ -136,7 +138,7 @@ async fn redeem(
 
     let now = app.now();
     let checked = if grant.journal_at_token {
-        record_use(app, delegation, now).await?
+        journal_once(app, grant, &access_token, now).await?
     } else {
         check_mandate(app, delegation, now).await?
     };
@@ -173,6 +175,35 @@ async fn redeem(
             "id_token": id_token,
             "scope": delegation.scopes.join(" "),
         })))
+}
+
+/// A silent code's use journaled by the first request to claim the code: a concurrent
+/// request, or a retry after a failure that followed the entry, gets `invalid_grant` instead
+/// of a second entry. The claim is released only if nothing was journaled.
+async fn journal_once(
+    app: &App,
+    grant: &CodeGrant,
+    access_token: &str,
+    now: i64,
+) -> Result<mandate_store::Grant, OAuthError> {
+    let claim = redeem_claim_key(access_token);
+    let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
+    if !app
+        .ephemeral
+        .put_if_absent(&claim, b"1".to_vec(), ttl)
+        .await?
+    {
+        return Err(replayed(app, access_token).await?);
+    }
+    let recorded = record_use(app, &grant.delegation, now).await;
+    if let Err(e) = &recorded {
+        if e.code == Code::TemporarilyUnavailable {
+            if let Err(e) = app.ephemeral.delete(&claim).await {
+                tracing::warn!(error = %e, "redemption claim left to expire");
+            }
+        }
+    }
+    recorded
 }
 
 /// The use of a silently issued code, re-checked and journaled now that its client redeemed it.
