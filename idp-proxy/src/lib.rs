@@ -103,6 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let drain = std::time::Duration::from_secs(config.server.drain_secs);
     let metrics_listen = config.metrics.as_ref().map(|m| m.listen);
     let app = web::Data::new(build_app(config).await?);
+    let registry = web::Data::new(metrics::init()?);
     let metrics_app = app.clone();
     let stopping = app.clone();
     // Database writes are the only blocking calls, at most one per pooled connection: a small
@@ -198,6 +199,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(metrics_app.clone())
+            .app_data(registry.clone())
             .route("/metrics", web::get().to(serve_metrics))
     })
     .workers(1)
@@ -259,8 +261,11 @@ impl Signals {
     }
 }
 
-async fn serve_metrics(app: web::Data<App>) -> HttpResponse {
+async fn serve_metrics(
+    app: web::Data<App>,
+    registry: web::Data<&'static metrics::Metrics>,
+) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::METRICS.render(app.store.failures()))
+        .body(registry.render(app.store.failures()))
 }

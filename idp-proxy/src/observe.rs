@@ -12,8 +12,6 @@ use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
 use tracing::Instrument;
 
-use crate::metrics::METRICS;
-
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The reverse proxy's id when the node trusts it (`server.trust_request_id`, behind a proxy
@@ -58,7 +56,7 @@ pub async fn observe(
         m @ ("GET" | "POST" | "HEAD" | "OPTIONS") => m,
         _ => "other",
     };
-    METRICS.request(&route, method, status, elapsed);
+    crate::metrics::request(&route, method, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             method,

@@ -364,7 +364,7 @@ pub async fn choose(
         }
         Ok(Err(r)) => {
             tracing::info!(reason = r.code(), "mandate use refused");
-            crate::metrics::METRICS.refused(r.code());
+            crate::metrics::refused(r.code());
             let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
             app.ephemeral.put_json(&ix_key, &ix, ttl).await?;
             render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await

@@ -121,7 +121,7 @@ fn ascii_description(text: &str) -> String {
 impl From<EphemeralError> for OAuthError {
     fn from(e: EphemeralError) -> Self {
         tracing::error!(error = %e, "ephemeral store failure");
-        crate::metrics::METRICS.ephemeral_error();
+        crate::metrics::ephemeral_error();
         OAuthError::unavailable()
     }
 }
@@ -226,7 +226,7 @@ impl From<ErrorPage> for FrontError {
 impl From<EphemeralError> for FrontError {
     fn from(e: EphemeralError) -> Self {
         tracing::error!(error = %e, "ephemeral store failure");
-        crate::metrics::METRICS.ephemeral_error();
+        crate::metrics::ephemeral_error();
         FrontError::Page(ErrorPage::unavailable())
     }
 }

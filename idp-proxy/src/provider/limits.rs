@@ -38,7 +38,7 @@ pub async fn over(app: &App, limit: Limit, who: &str) -> Result<Option<u64>, Eph
     if count <= max {
         return Ok(None);
     }
-    crate::metrics::METRICS.rate_limited(match limit {
+    crate::metrics::rate_limited(match limit {
         Limit::Client => "client",
         Limit::Ip => "ip",
         Limit::Aidant => "aidant",

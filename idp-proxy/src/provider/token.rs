@@ -164,7 +164,7 @@ async fn redeem(
     }
 
     tracing::info!(client = %client.client_id, demarche = delegation.demarche.as_str(), "tokens issued");
-    crate::metrics::METRICS.token_issued(&client.client_id, delegation.demarche.as_str());
+    crate::metrics::token_issued(&client.client_id, delegation.demarche.as_str());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -228,7 +228,7 @@ fn refusal_as_grant_error(
         Ok(c) => Ok(c),
         Err(UseError::Refused(r)) => {
             tracing::info!(reason = r.code(), "mandate refused at token or userinfo");
-            crate::metrics::METRICS.refused(r.code());
+            crate::metrics::refused(r.code());
             Err(OAuthError::invalid_grant(format!(
                 "the mandate no longer allows this: {r}"
             )))
