@@ -172,10 +172,16 @@ async function waitExit(child, { ms = 10_000, signal = 'SIGKILL' } = {}) {
  * resolves with its output (only while Redis is not paused).
  * @returns {Promise<{url, port, dir, start(), stop(), pause(ms), cli(...args), kill(), close(), logs()}>}
  */
-export async function startRedis({ port, persistent = false } = {}) {
+export async function startRedis({ port, persistent = false, tls, password } = {}) {
   port ??= await freePort();
   const dir = persistent ? mkdtempSync(join(tmpdir(), 'idp-proxy-e2e-redis-')) : null;
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''];
+  // `tls` ({ cert, key, ca }): TLS only, on `port`; `password`: requirepass.
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key,
+      '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
+  const args = [...listen, '--bind', '127.0.0.1', '--save', ''];
+  if (password) args.push('--requirepass', password);
   if (persistent) args.push('--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir);
   else args.push('--appendonly', 'no');
   let log = '';

@@ -5,42 +5,25 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 
-import { freePort, makeSp, runDemarche, startWorld, textOf, trace } from './harness.mjs';
+import { makeSp, runDemarche, startRedis, startWorld, textOf, trace } from './harness.mjs';
 import { IMPORT, SP1, UPSTREAM_ACCOUNTS } from './world.mjs';
-
-async function redisOn(port) {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 50; i++) {
-    const up = await new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`redis-server did not start on ${port}`);
-}
 
 describe('readiness, and Redis going away and coming back', () => {
   let world;
   let sp;
   let redis;
-  let port;
 
   before(async () => {
-    port = await freePort();
-    redis = await redisOn(port);
+    redis = await startRedis();
     world = await startWorld({ clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS,
-      config: { ephemeral: { backend: 'redis', url: `redis://127.0.0.1:${port}`, prefix: 'readiness:', timeout_ms: 300 } } });
+      config: { ephemeral: { backend: 'redis', url: redis.url, prefix: 'readiness:', timeout_ms: 300 } } });
     sp = await makeSp(world.proxy, SP1);
   });
 
   after(async () => {
     await world?.stop();
-    redis?.kill('SIGKILL');
+    await redis?.close();
   });
 
   const probe = async (path) => {
@@ -63,7 +46,7 @@ describe('readiness, and Redis going away and coming back', () => {
   });
 
   it('fails closed while Redis is down, and serves again when it is back, without a restart', async () => {
-    redis.kill('SIGKILL');
+    await redis.kill();
     await new Promise((r) => setTimeout(r, 300));
     const down = await probe('/readyz');
     assert.equal(down.status, 503);
@@ -75,7 +58,7 @@ describe('readiness, and Redis going away and coming back', () => {
     assert.equal(refused.final?.status, 503, trace(refused));
     assert.match(textOf(refused.final.body), /momentanément indisponible/);
 
-    redis = await redisOn(port);
+    await redis.start();
     let ready;
     for (let i = 0; i < 50; i++) {
       ready = await probe('/readyz');

@@ -6,13 +6,12 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { freePort, makeSp, runDemarche, startWorld, trace } from './harness.mjs';
+import { makeSp, runDemarche, startRedis, startWorld, trace } from './harness.mjs';
 import { IMPORT, SP1, UPSTREAM_ACCOUNTS } from './world.mjs';
 
 const PASSWORD = 'tls-test-password';
@@ -30,18 +29,6 @@ function certificates(dir, name) {
   return { ca: join(dir, `${name}-ca.pem`), cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
 }
 
-async function listening(port) {
-  for (let i = 0; i < 50; i++) {
-    const up = await new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`redis-server (TLS) did not listen on ${port}`);
-}
-
 describe('Redis over TLS, with a password', () => {
   let dir;
   let redis;
@@ -54,19 +41,14 @@ describe('Redis over TLS, with a password', () => {
     dir = mkdtempSync(join(tmpdir(), 'idp-proxy-redis-tls-'));
     server = certificates(dir, 'redis');
     other = certificates(dir, 'other');
-    port = await freePort();
-    redis = spawn('redis-server', [
-      '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1',
-      '--tls-cert-file', server.cert, '--tls-key-file', server.key, '--tls-ca-cert-file', server.ca,
-      '--tls-auth-clients', 'no', '--requirepass', PASSWORD, '--save', '', '--appendonly', 'no',
-    ], { stdio: 'ignore' });
-    await listening(port);
+    redis = await startRedis({ tls: server, password: PASSWORD });
+    port = redis.port;
   });
 
   after(async () => {
     if (savedCertFile === undefined) delete process.env.SSL_CERT_FILE;
     else process.env.SSL_CERT_FILE = savedCertFile;
-    redis?.kill('SIGKILL');
+    await redis?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
