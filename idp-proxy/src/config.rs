@@ -725,7 +725,9 @@ impl Config {
     }
 }
 
-/// Reads `client_secret_file` (relative to the config file) into `client_secret`.
+/// Reads `client_secret_file` (relative to the config file) into `client_secret`, unless the
+/// secret was given directly: `IDP_PROXY_…__CLIENT_SECRET` overrides the file as the
+/// environment overrides every other key, so one config serves hosts with either.
 fn resolve_secret_file(
     file: &mut Option<PathBuf>,
     secret: &mut Option<String>,
@@ -734,7 +736,7 @@ fn resolve_secret_file(
     name: &str,
 ) -> Result<(), ConfigError> {
     {
-        if let Some(path) = file.take() {
+        if let Some(path) = file.take().filter(|_| secret.is_none()) {
             let path = if path.is_relative() {
                 base.join(path)
             } else {
@@ -1287,6 +1289,24 @@ demarches = ["argent"]
         );
         assert_eq!(c.clients[0].id_token_signed_response_alg, SigningAlg::ES256);
         assert!(c.clients[0].pkce_required);
+    }
+
+    #[test]
+    fn a_secret_given_directly_wins_over_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = BASE.replace(
+            "client_secret = \"s\"",
+            "client_secret = \"s\"\nclient_secret_file = \"/nonexistent/secret\"",
+        );
+        let c = Config::load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(c.upstream.aidant.client_secret.as_deref(), Some("s"));
+        std::fs::write(dir.path().join("secret"), "from-file\n").unwrap();
+        let body = BASE.replace("client_secret = \"s\"", "client_secret_file = \"secret\"");
+        let c = Config::load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(
+            c.upstream.aidant.client_secret.as_deref(),
+            Some("from-file")
+        );
     }
 
     #[test]
