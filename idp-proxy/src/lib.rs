@@ -81,11 +81,13 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
         // SQLite has one writer at a time: two slots (one writing, one ready, so the hand-off
         // to the blocking pool overlaps the write) keep queued writers from holding the
         // connections that inline reads need.
-        db_slots: tokio::sync::Semaphore::new(if store.backend() == "sqlite" {
-            2
-        } else {
-            config.database.max_connections.max(1) as usize
-        }),
+        db_slots: Arc::new(tokio::sync::Semaphore::new(
+            if store.backend() == "sqlite" {
+                2
+            } else {
+                config.database.max_connections.max(1) as usize
+            },
+        )),
         config,
         keys: arc_swap::ArcSwap::from_pointee(keys),
         store,

@@ -73,12 +73,12 @@ pub enum AnyConnection {
 pub(crate) enum Target {
     /// A file path, or `:memory:`.
     Sqlite(String),
-    /// The full URL (handed to libpq), its printable form and its password, if any, so
+    /// The full URL (handed to libpq), its printable form and the secrets it holds, so
     /// driver messages that quote the URL can be scrubbed.
     Pg {
         url: String,
         shown: String,
-        password: Option<String>,
+        secrets: Vec<String>,
     },
 }
 
@@ -99,7 +99,7 @@ impl Target {
             return Ok(Target::Pg {
                 url: url.to_owned(),
                 shown: without_password(url),
-                password: password_of(url),
+                secrets: secrets_of(url),
             });
         }
         // Only the scheme is echoed: the rest may hold a password.
@@ -130,11 +130,11 @@ impl Target {
             Target::Pg {
                 url,
                 shown,
-                password,
+                secrets,
             } => {
                 let mut out = message.replace(url.as_str(), shown);
-                if let Some(password) = password {
-                    out = out.replace(password.as_str(), "***");
+                for secret in secrets {
+                    out = out.replace(secret.as_str(), "***");
                 }
                 out
             }
@@ -146,12 +146,33 @@ impl Target {
     }
 }
 
-/// The URL with any password replaced by `***`; an unparsable URL is shown by scheme only.
+/// libpq parameters that hold a secret when given in the URL's query.
+const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+/// The URL with any password (in the user info or a query parameter) replaced by `***`; an
+/// unparsable URL is shown by scheme only.
 fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
                 return format!("{}://…", parsed.scheme());
+            }
+            if parsed
+                .query_pairs()
+                .any(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
+            {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if SECRET_PARAMS.contains(&k.as_ref()) {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
             }
             parsed.to_string()
         }
@@ -162,14 +183,40 @@ fn without_password(url: &str) -> String {
     }
 }
 
-/// The password in `scheme://user:password@host…`, found without a full parse so that it
-/// is found even in a URL too malformed to parse.
-fn password_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then(|| password.to_owned())
+/// The secrets a URL holds, to scrub from driver messages: the password in
+/// `scheme://user:password@host…`, and the `password` and `sslpassword` query parameters
+/// (as written and decoded), found without a full parse so that they are found even in a URL
+/// too malformed to parse.
+fn secrets_of(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let Some((_, rest)) = url.split_once("://") else {
+        return secrets;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some((_, password)) = authority
+        .rsplit_once('@')
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+    {
+        secrets.push(password.to_owned());
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        let query = query.split('#').next().unwrap_or("");
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                if SECRET_PARAMS.contains(&key) {
+                    secrets.push(value.to_owned());
+                }
+            }
+        }
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if SECRET_PARAMS.contains(&key.as_ref()) {
+                secrets.push(value.into_owned());
+            }
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.dedup();
+    secrets
 }
 
 /// Why a connection could not be made (also what r2d2 logs for background attempts).
@@ -352,11 +399,11 @@ pub(crate) fn open_pool(url: &str, options: &PoolOptions) -> Result<DbPool, Stor
         Target::Pg {
             url,
             shown,
-            password,
+            secrets,
         } => Target::Pg {
             url: with_network_bounds(&url, options.connect_timeout),
             shown,
-            password,
+            secrets,
         },
         sqlite => sqlite,
     };
@@ -407,8 +454,9 @@ pub(crate) fn open_pool(url: &str, options: &PoolOptions) -> Result<DbPool, Stor
 /// libpq settings that bound the network, added where the URL does not set them:
 /// `connect_timeout`; TCP keepalives and `tcp_user_timeout`, so a query to a host that
 /// vanished (failover to a new address, a partition) fails in seconds, not when TCP gives up
-/// minutes later. A URL that does not parse is handed to libpq as it is (its error is then
-/// libpq's).
+/// minutes later; `target_session_attrs=read-write`, so a connection never lands on a standby
+/// (a demoted primary, a stale address after failover): every statement here may write. A
+/// URL that does not parse is handed to libpq as it is (its error is then libpq's).
 fn with_network_bounds(url: &str, connect: Duration) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();
@@ -421,6 +469,7 @@ fn with_network_bounds(url: &str, connect: Duration) -> String {
         ("keepalives_interval", "5".to_owned()),
         ("keepalives_count", "3".to_owned()),
         ("tcp_user_timeout", "20000".to_owned()),
+        ("target_session_attrs", "read-write".to_owned()),
     ];
     {
         let mut query = parsed.query_pairs_mut();
@@ -598,7 +647,7 @@ mod tests {
         assert!(url.contains("&keepalives=1&") && url.contains("tcp_user_timeout=20000"));
         assert_eq!(
             with_network_bounds("postgres://db/m", Duration::from_millis(10)),
-            "postgres://db/m?connect_timeout=1&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=20000"
+            "postgres://db/m?connect_timeout=1&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=20000&target_session_attrs=read-write"
         );
     }
 
@@ -613,12 +662,25 @@ mod tests {
         );
         let quoted = "bad URI \"postgres://idp:pa%40ss@db.internal:5432/mandates\"";
         assert!(!target.scrub(quoted).contains("pa%40ss"));
+        assert_eq!(secrets_of("postgresql://a:secret@[::1"), ["secret"]);
+        assert!(secrets_of("postgres://a@h/db").is_empty());
+        assert_eq!(secrets_of("postgres://a:b@h/db?x=@"), ["b"]);
+        // libpq also takes the password as a query parameter.
+        let Ok(target) = Target::parse("postgres://idp@db/m?sslmode=require&password=s%3Dcret")
+        else {
+            panic!("valid URL");
+        };
         assert_eq!(
-            password_of("postgresql://a:secret@[::1"),
-            Some("secret".into())
+            target.shown(),
+            "postgres://idp@db/m?sslmode=require&password=***"
         );
-        assert_eq!(password_of("postgres://a@h/db"), None);
-        assert_eq!(password_of("postgres://a:b@h/db?x=@"), Some("b".into()));
+        let said = "password authentication failed (password s=cret, s%3Dcret)";
+        assert!(
+            !target.scrub(said).contains("cret"),
+            "{}",
+            target.scrub(said)
+        );
+        assert_eq!(secrets_of("postgres://h/db?sslpassword=k#x"), ["k"]);
         assert_eq!(
             without_password("postgresql://a:secret@[::1"),
             "postgresql://…"

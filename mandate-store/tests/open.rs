@@ -159,3 +159,24 @@ fn ping_says_whether_the_schema_is_current() {
     assert!(matches!(err, StoreError::Migration(_)), "{err}");
     assert!(err.to_string().contains("idp-proxy migrate"), "{err}");
 }
+
+#[test]
+fn connections_never_land_on_a_server_that_only_reads() {
+    let db = common::TestDb::postgres();
+    let store = db.store();
+    store.ping().unwrap();
+    // The server turns read-only, as a primary demoted to a standby does, and its sessions
+    // end: the pool must not reconnect to it and serve reads while every write fails.
+    db.set_read_only(true);
+    // The first call meets a connection the server closed, the second waits for a new one
+    // (`acquire_timeout`) that the read-only server never gives.
+    for _ in 0..2 {
+        assert!(
+            store.ping().is_err(),
+            "a read-only server is no server here"
+        );
+    }
+    // Writable again (a new primary at the same address): served again, same pool.
+    db.set_read_only(false);
+    store.ping().unwrap();
+}

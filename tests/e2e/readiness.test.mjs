@@ -1,12 +1,15 @@
 // Probes and failing closed on Redis: /healthz answers while the process lives; /readyz says
 // whether this node can serve now (database, ephemeral store, keys). With its Redis stopped a
 // node is not ready and a démarche gets a clear 503, no code; Redis back, the same process
-// serves again without a restart.
+// serves again without a restart. With its PostgreSQL stopped, a burst of requests is answered
+// 503 within the database wait bound each, however many came before.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { makeSp, runDemarche, startRedis, startWorld, textOf, trace } from './harness.mjs';
+import {
+  createPgDatabase, makeSp, runDemarche, startPostgres, startRedis, startWorld, textOf, trace,
+} from './harness.mjs';
 import { IMPORT, SP1, UPSTREAM_ACCOUNTS } from './world.mjs';
 
 describe('readiness, and Redis going away and coming back', () => {
@@ -68,5 +71,51 @@ describe('readiness, and Redis going away and coming back', () => {
     assert.equal(ready.status, 200, JSON.stringify(ready.body));
     const back = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp });
     assert.ok(back.claims?.act, trace(back));
+  });
+});
+
+describe('PostgreSQL down under a burst of requests', () => {
+  const ACQUIRE_TIMEOUT_MS = 500;
+  const BURST = 24;
+  let pg;
+  let world;
+
+  before(async () => {
+    pg = await startPostgres();
+    const db = await createPgDatabase(pg.url);
+    world = await startWorld({ clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS, database: db.url,
+      config: { database: { max_connections: 2, acquire_timeout_ms: ACQUIRE_TIMEOUT_MS } } });
+  });
+
+  after(async () => {
+    await world?.stop();
+    await pg?.close();
+  });
+
+  it('answers each request 503 within its own wait bound, not behind the requests before it', async () => {
+    await pg.stop();
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: BURST }, async () => {
+      const res = await fetch(`${world.proxy.issuer}/readyz`, { signal: AbortSignal.timeout(30_000) });
+      return { status: res.status, body: await res.json(), ms: Date.now() - started };
+    }));
+    for (const a of answers) {
+      assert.equal(a.status, 503, JSON.stringify(a));
+      assert.equal(a.body.database, false, JSON.stringify(a));
+    }
+    // Each request waits at most acquire_timeout for one of the two database slots, then at
+    // most as long for a connection: about a second. Queued two by two behind each other, the
+    // last would answer after BURST / 2 × acquire_timeout = 6 s.
+    const slowest = Math.max(...answers.map((a) => a.ms));
+    assert.ok(slowest < 6 * ACQUIRE_TIMEOUT_MS, `slowest answer after ${slowest} ms`);
+
+    await pg.start();
+    let ready;
+    for (let i = 0; i < 50; i++) {
+      ready = await fetch(`${world.proxy.issuer}/readyz`);
+      if (ready.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(ready.status, 200, 'ready again, without a restart');
   });
 });

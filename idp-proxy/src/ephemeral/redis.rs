@@ -1,6 +1,6 @@
 //! The Redis backend, shared by every node: `SET … PX` puts a TTL on everything, `SET NX`
-//! makes the replay caches, `GETDEL` the single-use take, `INCR` + `PEXPIRE … NX` the rate
-//! limit counters (Redis ≥ 7.0). Every command names one key, so a Redis Cluster serves them
+//! makes the replay caches, `GETDEL` the single-use take (Redis ≥ 6.2), a script the rate
+//! limit counters. Every command and script names one key, so a Redis Cluster serves them
 //! as well as a single Redis. Every key carries the deployment's prefix, so several
 //! deployments can share one Redis. Both connections reconnect by themselves (the cluster one
 //! also follows slot moves and failovers); while Redis is unreachable every call fails, and
@@ -20,7 +20,19 @@ pub struct RedisStore {
     prefix: String,
     /// `take_and_put`: DEL, then SET … PX only if something was deleted (EVALSHA).
     swap: redis::Script,
+    /// `incr`: INCR, then PEXPIRE where the key has no expiry yet (EVALSHA).
+    count: redis::Script,
 }
+
+/// A fixed window: the first increment sets the expiry, later ones keep it. In a script
+/// rather than `PEXPIRE … NX` (Redis ≥ 7.0), so any Redis with `GETDEL` (6.2) will do.
+const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+";
 
 const SWAP: &str = r"
 if redis.call('DEL', KEYS[1]) == 1 then
@@ -90,6 +102,7 @@ impl RedisStore {
             conn: Conn::Single(conn),
             prefix: prefix.to_string(),
             swap: redis::Script::new(SWAP),
+            count: redis::Script::new(COUNT),
         })
     }
 
@@ -111,6 +124,7 @@ impl RedisStore {
             conn: Conn::Cluster(conn),
             prefix: prefix.to_string(),
             swap: redis::Script::new(SWAP),
+            count: redis::Script::new(COUNT),
         })
     }
 
@@ -162,20 +176,13 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, EphemeralError> {
-        // INCR, then an expiry only where none is set yet: one round trip, a fixed window.
         let mut conn = self.conn.clone();
-        let (n,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(self.key(key), 1)
-            .cmd("PEXPIRE")
-            .arg(self.key(key))
+        self.count
+            .key(self.key(key))
             .arg(millis(ttl))
-            .arg("NX")
-            .ignore()
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
-        Ok(n)
+            .map_err(unavailable)
     }
 
     async fn take_and_put(

@@ -1,6 +1,6 @@
 //! Probes for orchestrators: `/healthz` says the process answers; `/readyz` says this node can
-//! serve a flow now — the database answers, the ephemeral store takes a write and gives it
-//! back, the key ring is loaded — and names what fails, without details an attacker could use.
+//! serve a flow now — the database answers, the ephemeral store takes a write, gives it
+//! back and counts, the key ring is loaded — and names what fails, without details an attacker could use.
 
 use std::time::Duration;
 
@@ -18,15 +18,12 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(app: AppData) -> HttpResponse {
     let database = matches!(app.read(|store| store.ping()).await, Ok(Ok(())));
+    // Each kind of command the flows send: a write, a take, a counter.
     let key = format!("ready:{}", tokens::random());
-    let ephemeral = match app
-        .ephemeral
-        .put(&key, b"1".to_vec(), Duration::from_secs(5))
-        .await
-    {
-        Ok(()) => matches!(app.ephemeral.take(&key).await, Ok(Some(_))),
-        Err(_) => false,
-    };
+    let ttl = Duration::from_secs(5);
+    let ephemeral = app.ephemeral.put(&key, b"1".to_vec(), ttl).await.is_ok()
+        && matches!(app.ephemeral.take(&key).await, Ok(Some(_)))
+        && matches!(app.ephemeral.incr(&key, ttl).await, Ok(1));
     // A loaded ring always has a signing key per algorithm (KeyRing::load refuses otherwise).
     let keys = !app.keys().signing_keys().is_empty();
     let draining = app.is_draining();

@@ -52,7 +52,7 @@ pub struct App {
     pub discovery_json: String,
     /// One permit per database connection: blocking calls queue here, on the async side,
     /// instead of each parking a thread of the blocking pool on the connection pool.
-    pub db_slots: tokio::sync::Semaphore,
+    pub db_slots: Arc<tokio::sync::Semaphore>,
     /// Set on SIGTERM: the node is leaving (`/readyz` 503, connections closed after each
     /// response) but still serves.
     pub draining: std::sync::atomic::AtomicBool,
@@ -133,15 +133,29 @@ impl App {
     }
 
     /// Runs a write (a transaction that may wait for the write lock and the disk) on the
-    /// blocking pool, never on a worker thread.
+    /// blocking pool, never on a worker thread. The wait for a slot is bounded like the wait
+    /// for a pooled connection (`database.acquire_timeout_ms`): with the database down, each
+    /// call holds its slot that long, and an unbounded queue behind them would turn every
+    /// 503 into a client's time-out.
     pub async fn write<T, F>(&self, f: F) -> Result<T, Blocked>
     where
         F: FnOnce(&Store) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _slot = self.db_slots.acquire().await.map_err(|_| Blocked)?;
+        let wait = std::time::Duration::from_millis(self.config.database.acquire_timeout_ms);
+        let slot = tokio::time::timeout(wait, self.db_slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Blocked)?
+            .map_err(|_| Blocked)?;
         let store = self.store.clone();
-        web::block(move || f(&store)).await.map_err(|_| Blocked)
+        // The slot goes with the call: a request dropped mid-call (client gone) frees it only
+        // when the call, and its connection, are done.
+        web::block(move || {
+            let _slot = slot;
+            f(&store)
+        })
+        .await
+        .map_err(|_| Blocked)
     }
 }
 

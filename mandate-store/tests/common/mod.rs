@@ -117,6 +117,28 @@ impl TestDb {
         }
     }
 
+    /// PostgreSQL only: makes the database read-only for new sessions and ends the current
+    /// ones (a primary demoted to a standby), or writable again.
+    #[allow(dead_code)] // used by some test crates only
+    pub fn set_read_only(&self, read_only: bool) {
+        let Backend::Postgres {
+            admin_url, name, ..
+        } = &self.backend
+        else {
+            panic!("PostgreSQL only");
+        };
+        let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+        let sql = if read_only {
+            format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = on; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )
+        } else {
+            format!("ALTER DATABASE {name} RESET default_transaction_read_only")
+        };
+        admin.batch_execute(&sql).expect("alter database");
+    }
+
     /// Everything stored, as text: the SQLite files' bytes, or every row of every table.
     pub fn raw_dump(&self) -> String {
         match &self.backend {
