@@ -77,6 +77,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
             .timeout(std::time::Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
+        deliveries: provider::backchannel::Deliveries::here()?,
         discovery_json: provider::discovery::document(&config),
         // SQLite has one writer at a time: two slots (one writing, one ready, so the hand-off
         // to the blocking pool overlaps the write) keep queued writers from holding the
@@ -108,6 +109,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = web::Data::new(metrics::init()?);
     let metrics_app = app.clone();
     let stopping = app.clone();
+    let finishing = app.clone();
     // Database writes are the only blocking calls, at most one per pooled connection: a small
     // fixed set of blocking threads per worker serves them without churn.
     let blocking = (app.config.database.max_connections as usize).clamp(2, 16);
@@ -191,10 +193,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let signals = Signals::register()?;
     let server = server.run();
-    actix_web::rt::spawn(signals.handle(server.handle(), stopping, drain));
+    let shutdown = Duration::from_secs(shutdown);
+    let stopped = actix_web::rt::spawn(signals.handle(server.handle(), stopping, drain, shutdown));
     let Some(addr) = metrics_listen else {
-        server.await?;
-        return Ok(());
+        let served = server.await;
+        finish(stopped, &finishing).await;
+        return Ok(served?);
     };
     tracing::info!(listen = %addr, "metrics listening");
     // Signals are the main server's: the metrics listener stops once it has drained.
@@ -212,9 +216,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics_handle = metrics.handle();
     let metrics = actix_web::rt::spawn(metrics);
     let served = server.await;
+    finish(stopped, &finishing).await;
     metrics_handle.stop(true).await;
     let _ = metrics.await;
     Ok(served?)
+}
+
+/// After the server has stopped: on a graceful stop, waits for the signal handler to have
+/// finished the back-channel deliveries; otherwise leaves at once.
+async fn finish(stopped: actix_web::rt::task::JoinHandle<()>, app: &App) {
+    if app.is_draining() {
+        let _ = stopped.await;
+    } else {
+        stopped.abort();
+    }
 }
 
 /// The signals a node answers, registered before it serves: a node that could not hear
@@ -236,13 +251,15 @@ impl Signals {
     }
 
     /// SIGTERM: drain (not ready, still serving) for `drain`, then stop accepting and let
-    /// in-flight requests finish (`server.shutdown_timeout_secs`). SIGINT, SIGQUIT, or a second
-    /// SIGTERM during the drain: stop at once.
+    /// in-flight requests and back-channel logout deliveries finish, both within `shutdown`
+    /// (`server.shutdown_timeout_secs`). SIGINT, SIGQUIT, or a second SIGTERM during the
+    /// drain: stop at once.
     async fn handle(
         mut self,
         server: actix_web::dev::ServerHandle,
         app: web::Data<App>,
         drain: Duration,
+        shutdown: Duration,
     ) {
         tokio::select! {
             _ = self.term.recv() => {}
@@ -259,7 +276,10 @@ impl Signals {
             _ = self.quit.recv() => return server.stop(false).await,
         }
         tracing::info!("drained; finishing in-flight requests");
-        server.stop(true).await;
+        let ((), left) = tokio::join!(server.stop(true), app.deliveries.finish(shutdown));
+        if left > 0 {
+            tracing::warn!(left, "back-channel logouts still undelivered at exit");
+        }
     }
 }
 

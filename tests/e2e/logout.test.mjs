@@ -143,4 +143,23 @@ describe('logout', () => {
     assert.ok(payload.jti && payload.iat && !('nonce' in payload));
     assert.ok(!(await stillLoggedIn(browser)), 'logged out at once: a hint naming the session needs no confirmation');
   });
+
+  // Last: it stops the node.
+  it('still delivers a logout token it owes when stopped (SIGTERM) between two attempts', async () => {
+    const { browser, r } = await loggedIn();
+    failFirst = 1;
+    const start = received.length;
+    await endSession(browser, { id_token_hint: r.tokenSet.id_token });
+    for (let i = 0; i < 100 && received.length < start + 1; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(received.length, start + 1, 'the first attempt, refused; the retry comes a second later');
+    const { child } = world.proxy;
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+    child.kill('SIGTERM');
+    const exit = await exited;
+    const mine = received.slice(start);
+    assert.equal(mine.length, 2, 'the retry was sent before the node exited');
+    assert.ok(mine[1].at <= exit.at);
+    assert.equal(mine[1].body.get('logout_token'), mine[0].body.get('logout_token'), 'the same token retried');
+    assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, 'a clean exit');
+  });
 });

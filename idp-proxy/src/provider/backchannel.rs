@@ -2,9 +2,13 @@
 //! received tokens in it and registered a `backchannel_logout_uri` gets a logout token (a JWT
 //! of type `logout+jwt` naming the session's `sid`), POSTed from the server, retried a few
 //! times with backoff. Delivery runs in the background: the browser's logout never waits on
-//! a client, and a client that is down cannot keep the aidant logged in anywhere else.
+//! a client, and a client that is down cannot keep the aidant logged in anywhere else. A node
+//! stopping gracefully (SIGTERM) finishes the deliveries it owes before it exits.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
 
 use serde_json::json;
 
@@ -18,6 +22,38 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_secs(1),
     Duration::from_secs(4),
 ];
+
+/// Deliveries in flight. They run on the node's main runtime, not on the worker that took the
+/// logout (a worker's runtime ends with the server, dropping its tasks), and a graceful stop
+/// waits for them.
+pub struct Deliveries {
+    runtime: tokio::runtime::Handle,
+    tasks: TaskTracker,
+}
+
+impl Deliveries {
+    /// Deliveries run on the runtime this is called from.
+    pub fn here() -> Result<Deliveries, tokio::runtime::TryCurrentError> {
+        Ok(Deliveries {
+            runtime: tokio::runtime::Handle::try_current()?,
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    fn spawn(&self, delivery: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn_on(delivery, &self.runtime);
+    }
+
+    /// Waits up to `limit` for the deliveries in flight (their retries included); says how
+    /// many were still going when it gave up.
+    pub async fn finish(&self, limit: Duration) -> usize {
+        self.tasks.close();
+        match tokio::time::timeout(limit, self.tasks.wait()).await {
+            Ok(()) => 0,
+            Err(_) => self.tasks.len(),
+        }
+    }
+}
 
 /// Sends logout tokens for `session` to the clients it served, in the background.
 pub fn notify(app: &App, session: &AidantSession) {
@@ -54,9 +90,9 @@ pub fn notify(app: &App, session: &AidantSession) {
                 }
             };
         let (http, client_id) = (app.http.clone(), client.client_id.clone());
-        actix_web::rt::spawn(async move {
+        app.deliveries.spawn(async move {
             for (attempt, wait) in BACKOFF.iter().enumerate() {
-                actix_web::rt::time::sleep(*wait).await;
+                tokio::time::sleep(*wait).await;
                 let sent = http
                     .post(&uri)
                     .form(&[("logout_token", token.as_str())])

@@ -49,6 +49,8 @@ pub struct App {
     pub client_keys: client_keys::ClientKeys,
     /// Calls to clients (back-channel logout): bounded, no redirects.
     pub http: reqwest::Client,
+    /// Back-channel logout deliveries in flight, finished before a graceful exit.
+    pub deliveries: backchannel::Deliveries,
     pub discovery_json: String,
     /// One permit per database connection: blocking calls queue here, on the async side,
     /// instead of each parking a thread of the blocking pool on the connection pool.
