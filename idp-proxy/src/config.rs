@@ -725,8 +725,9 @@ impl Config {
     }
 }
 
-/// Reads `client_secret_file` (relative to the config file) into `client_secret`, unless the
-/// secret was given directly: `IDP_PROXY_…__CLIENT_SECRET` overrides the file as the
+/// Reads `client_secret_file` (relative to the config file) into `client_secret`, unless a
+/// non-empty secret was given directly (an empty variable, as compose makes of an unset one,
+/// counts as none): `IDP_PROXY_…__CLIENT_SECRET` overrides the file as the
 /// environment overrides every other key, so one config serves hosts with either.
 fn resolve_secret_file(
     file: &mut Option<PathBuf>,
@@ -736,7 +737,10 @@ fn resolve_secret_file(
     name: &str,
 ) -> Result<(), ConfigError> {
     {
-        if let Some(path) = file.take().filter(|_| secret.is_none()) {
+        if let Some(path) = file
+            .take()
+            .filter(|_| secret.as_deref().is_none_or(str::is_empty))
+        {
             let path = if path.is_relative() {
                 base.join(path)
             } else {
@@ -1302,6 +1306,15 @@ demarches = ["argent"]
         assert_eq!(c.upstream.aidant.client_secret.as_deref(), Some("s"));
         std::fs::write(dir.path().join("secret"), "from-file\n").unwrap();
         let body = BASE.replace("client_secret = \"s\"", "client_secret_file = \"secret\"");
+        let c = Config::load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(
+            c.upstream.aidant.client_secret.as_deref(),
+            Some("from-file")
+        );
+        let body = BASE.replace(
+            "client_secret = \"s\"",
+            "client_secret = \"\"\nclient_secret_file = \"secret\"",
+        );
         let c = Config::load(&write(dir.path(), &body)).unwrap();
         assert_eq!(
             c.upstream.aidant.client_secret.as_deref(),

@@ -251,9 +251,9 @@ impl Signals {
     }
 
     /// SIGTERM: drain (not ready, still serving) for `drain`, then stop accepting and let
-    /// in-flight requests and back-channel logout deliveries finish, both within `shutdown`
-    /// (`server.shutdown_timeout_secs`). SIGINT, SIGQUIT, or a second SIGTERM during the
-    /// drain: stop at once.
+    /// in-flight requests, then back-channel logout deliveries, finish within `shutdown`
+    /// (`server.shutdown_timeout_secs`). SIGINT, SIGQUIT, or a second SIGTERM at any point:
+    /// stop at once.
     async fn handle(
         mut self,
         server: actix_web::dev::ServerHandle,
@@ -276,9 +276,24 @@ impl Signals {
             _ = self.quit.recv() => return server.stop(false).await,
         }
         tracing::info!("drained; finishing in-flight requests");
-        let ((), left) = tokio::join!(server.stop(true), app.deliveries.finish(shutdown));
-        if left > 0 {
-            tracing::warn!(left, "back-channel logouts still undelivered at exit");
+        // In-flight requests first (a logout among them may start a delivery), then the
+        // deliveries, both within one deadline; a signal meanwhile stops at once.
+        let deadline = tokio::time::Instant::now() + shutdown;
+        let finish = async {
+            server.stop(true).await;
+            let left = app
+                .deliveries
+                .finish(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
+            if left > 0 {
+                tracing::warn!(left, "back-channel logouts still undelivered at exit");
+            }
+        };
+        tokio::select! {
+            () = finish => {}
+            _ = self.term.recv() => server.stop(false).await,
+            _ = self.int.recv() => server.stop(false).await,
+            _ = self.quit.recv() => server.stop(false).await,
         }
     }
 }

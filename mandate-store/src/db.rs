@@ -192,12 +192,19 @@ fn secrets_of(url: &str) -> Vec<String> {
     let Some((_, rest)) = url.split_once("://") else {
         return secrets;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // libpq reads the user info up to the last `@` before the path: a `?` or `#` written
+    // unencoded in a password stays part of it.
+    let authority = rest.split('/').next().unwrap_or("");
     if let Some((_, password)) = authority
         .rsplit_once('@')
         .and_then(|(userinfo, _)| userinfo.split_once(':'))
     {
         secrets.push(password.to_owned());
+        secrets.push(
+            percent_encoding::percent_decode_str(password)
+                .decode_utf8_lossy()
+                .into_owned(),
+        );
     }
     if let Some((_, query)) = rest.split_once('?') {
         let query = query.split('#').next().unwrap_or("");
@@ -215,6 +222,8 @@ fn secrets_of(url: &str) -> Vec<String> {
         }
     }
     secrets.retain(|s| !s.is_empty());
+    // Longest first: a secret that begins another must not leave the other's end in clear.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     secrets.dedup();
     secrets
 }
@@ -681,6 +690,15 @@ mod tests {
             target.scrub(said)
         );
         assert_eq!(secrets_of("postgres://h/db?sslpassword=k#x"), ["k"]);
+        assert_eq!(
+            secrets_of("postgres://u:pa%40ss@h/db"),
+            ["pa%40ss", "pa@ss"]
+        );
+        assert_eq!(secrets_of("postgres://u:p?w#d@h/db"), ["p?w#d"]);
+        let Ok(target) = Target::parse("postgres://u:abc@h/db?sslpassword=abcdef") else {
+            panic!("valid URL");
+        };
+        assert_eq!(target.scrub("keys abcdef and abc"), "keys *** and ***");
         assert_eq!(
             without_password("postgresql://a:secret@[::1"),
             "postgresql://…"
