@@ -1298,28 +1298,22 @@ demarches = ["argent"]
     #[test]
     fn a_secret_given_directly_wins_over_its_file() {
         let dir = tempfile::tempdir().unwrap();
-        let body = BASE.replace(
-            "client_secret = \"s\"",
-            "client_secret = \"s\"\nclient_secret_file = \"/nonexistent/secret\"",
-        );
-        let c = Config::load(&write(dir.path(), &body)).unwrap();
-        assert_eq!(c.upstream.aidant.client_secret.as_deref(), Some("s"));
         std::fs::write(dir.path().join("secret"), "from-file\n").unwrap();
-        let body = BASE.replace("client_secret = \"s\"", "client_secret_file = \"secret\"");
-        let c = Config::load(&write(dir.path(), &body)).unwrap();
-        assert_eq!(
-            c.upstream.aidant.client_secret.as_deref(),
-            Some("from-file")
-        );
-        let body = BASE.replace(
-            "client_secret = \"s\"",
-            "client_secret = \"\"\nclient_secret_file = \"secret\"",
-        );
-        let c = Config::load(&write(dir.path(), &body)).unwrap();
-        assert_eq!(
-            c.upstream.aidant.client_secret.as_deref(),
-            Some("from-file")
-        );
+        // The aidant IdP's secret, its `client_secret = "s"` line replaced by `lines`.
+        let secret = |lines: &str| {
+            let body = BASE.replace("client_secret = \"s\"", lines);
+            Config::load(&write(dir.path(), &body))
+                .unwrap()
+                .upstream
+                .aidant
+                .client_secret
+        };
+        let given = "client_secret = \"s\"\nclient_secret_file = \"/nonexistent/secret\"";
+        assert_eq!(secret(given).as_deref(), Some("s"));
+        let file = "client_secret_file = \"secret\"";
+        assert_eq!(secret(file).as_deref(), Some("from-file"));
+        let empty = "client_secret = \"\"\nclient_secret_file = \"secret\"";
+        assert_eq!(secret(empty).as_deref(), Some("from-file"));
     }
 
     #[test]

@@ -197,7 +197,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let stopped = actix_web::rt::spawn(signals.handle(server.handle(), stopping, drain, shutdown));
     let Some(addr) = metrics_listen else {
         let served = server.await;
-        finish(stopped, &finishing).await;
+        after_stop(stopped, &finishing).await;
         return Ok(served?);
     };
     tracing::info!(listen = %addr, "metrics listening");
@@ -216,7 +216,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics_handle = metrics.handle();
     let metrics = actix_web::rt::spawn(metrics);
     let served = server.await;
-    finish(stopped, &finishing).await;
+    after_stop(stopped, &finishing).await;
     metrics_handle.stop(true).await;
     let _ = metrics.await;
     Ok(served?)
@@ -224,7 +224,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// After the server has stopped: on a graceful stop, waits for the signal handler to have
 /// finished the back-channel deliveries; otherwise leaves at once.
-async fn finish(stopped: actix_web::rt::task::JoinHandle<()>, app: &App) {
+async fn after_stop(stopped: actix_web::rt::task::JoinHandle<()>, app: &App) {
     if app.is_draining() {
         let _ = stopped.await;
     } else {
@@ -279,7 +279,7 @@ impl Signals {
         // In-flight requests first (a logout among them may start a delivery), then the
         // deliveries, both within one deadline; a signal meanwhile stops at once.
         let deadline = tokio::time::Instant::now() + shutdown;
-        let finish = async {
+        let graceful = async {
             server.stop(true).await;
             let left = app
                 .deliveries
@@ -290,7 +290,7 @@ impl Signals {
             }
         };
         tokio::select! {
-            () = finish => {}
+            () = graceful => {}
             _ = self.term.recv() => server.stop(false).await,
             _ = self.int.recv() => server.stop(false).await,
             _ = self.quit.recv() => server.stop(false).await,

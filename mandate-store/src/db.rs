@@ -195,35 +195,28 @@ fn secrets_of(url: &str) -> Vec<String> {
     // libpq reads the user info up to the last `@` before the path: a `?` or `#` written
     // unencoded in a password stays part of it.
     let authority = rest.split('/').next().unwrap_or("");
-    if let Some((_, password)) = authority
+    let password = authority
         .rsplit_once('@')
         .and_then(|(userinfo, _)| userinfo.split_once(':'))
-    {
-        secrets.push(password.to_owned());
+        .map(|(_, password)| password);
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    let params = query.split('#').next().unwrap_or("").split('&');
+    let in_query = params
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| SECRET_PARAMS.contains(key))
+        .map(|(_, value)| value);
+    // As written, and as libpq decodes it (percent escapes only).
+    for written in password.into_iter().chain(in_query) {
+        secrets.push(written.to_owned());
         secrets.push(
-            percent_encoding::percent_decode_str(password)
+            percent_encoding::percent_decode_str(written)
                 .decode_utf8_lossy()
                 .into_owned(),
         );
     }
-    if let Some((_, query)) = rest.split_once('?') {
-        let query = query.split('#').next().unwrap_or("");
-        for pair in query.split('&') {
-            if let Some((key, value)) = pair.split_once('=') {
-                if SECRET_PARAMS.contains(&key) {
-                    secrets.push(value.to_owned());
-                }
-            }
-        }
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if SECRET_PARAMS.contains(&key.as_ref()) {
-                secrets.push(value.into_owned());
-            }
-        }
-    }
     secrets.retain(|s| !s.is_empty());
     // Longest first: a secret that begins another must not leave the other's end in clear.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     secrets.dedup();
     secrets
 }

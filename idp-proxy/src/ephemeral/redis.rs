@@ -98,12 +98,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
-        Ok(RedisStore {
-            conn: Conn::Single(conn),
-            prefix: prefix.to_string(),
-            swap: redis::Script::new(SWAP),
-            count: redis::Script::new(COUNT),
-        })
+        Ok(Self::over(Conn::Single(conn), prefix))
     }
 
     /// Connects to a Redis Cluster through any of its `nodes` (the rest of the topology is
@@ -120,12 +115,16 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
-        Ok(RedisStore {
-            conn: Conn::Cluster(conn),
+        Ok(Self::over(Conn::Cluster(conn), prefix))
+    }
+
+    fn over(conn: Conn, prefix: &str) -> Self {
+        RedisStore {
+            conn,
             prefix: prefix.to_string(),
             swap: redis::Script::new(SWAP),
             count: redis::Script::new(COUNT),
-        })
+        }
     }
 
     fn key(&self, key: &str) -> String {

@@ -8,9 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio_util::task::TaskTracker;
-
 use serde_json::json;
+use tokio_util::task::TaskTracker;
 
 use super::records::AidantSession;
 use super::{tokens, App};

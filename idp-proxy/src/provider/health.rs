@@ -1,6 +1,7 @@
 //! Probes for orchestrators: `/healthz` says the process answers; `/readyz` says this node can
 //! serve a flow now — the database answers, the ephemeral store takes a write, gives it
-//! back and counts, the key ring is loaded — and names what fails, without details an attacker could use.
+//! back and counts, the key ring is loaded — and names what fails, without details an
+//! attacker could use.
 
 use std::time::Duration;
 
