@@ -31,6 +31,12 @@ pub enum ImportError {
         what: &'static str,
         name: String,
     },
+    #[error("{file}: usager `{usager}`: {problem}, as FranceConnect requires of an identity")]
+    Identity {
+        file: String,
+        usager: String,
+        problem: mandate_store::IdentityProblem,
+    },
     #[error("{file}: mandate for `{usager}`: {problem}")]
     Mandate {
         file: String,
@@ -165,6 +171,18 @@ pub fn import(
         summary.aidants.insert(a.subject.clone(), aidant.id);
     }
     for u in &data.usagers {
+        // FranceConnect's identity DTO, but for the email, which older records may lack
+        // (answers to FranceConnect need one: docs/FRANCECONNECT.md).
+        match u.identity.check() {
+            Ok(()) | Err(mandate_store::IdentityProblem::Email) => {}
+            Err(problem) => {
+                return Err(ImportError::Identity {
+                    file: file.clone(),
+                    usager: u.reference.clone(),
+                    problem,
+                })
+            }
+        }
         let usager =
             store.upsert_usager(u.id.as_deref(), &u.franceconnect_sub, &u.identity, now)?;
         summary.usagers.insert(u.reference.clone(), usager.id);

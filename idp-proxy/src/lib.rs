@@ -105,6 +105,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = config.server.shutdown_timeout_secs;
     let drain = std::time::Duration::from_secs(config.server.drain_secs);
     let metrics_listen = config.metrics.as_ref().map(|m| m.listen);
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration");
+    }
     let app = web::Data::new(build_app(config).await?);
     let registry = web::Data::new(metrics::init()?);
     let metrics_app = app.clone();

@@ -475,6 +475,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check) => {
             KeyRing::load(&config.keys.dir)?;
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             eprintln!("{}: configuration is valid", cli.config.display());
         }
         Command::Clients(_) => {}

@@ -1,6 +1,7 @@
-//! The ten démarche categories a mandate can cover (Aidants Connect's list), their keys as
-//! stored and sent in `rep_scope`, and their French labels. The stored form of a mandate's
-//! démarches (comma-separated keys) is parsed and written only here.
+//! The ten démarche categories a mandate can cover (Aidants Connect's list): their keys as
+//! stored and sent in `rep_scope`, FranceConnect's names for them (its `DelegationScope`
+//! strings, also sent in `rep_scope`), and their French labels. Both vocabularies, and the
+//! stored form of a mandate's démarches (comma-separated keys), are read and written only here.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,6 +30,17 @@ pub enum Demarche {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown démarche `{0}`")]
 pub struct UnknownDemarche(pub String);
+
+/// The vocabulary a démarche is named in on the wire (`rep_scope`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vocabulary {
+    /// Our keys (`argent`): what the database stores.
+    #[default]
+    Keys,
+    /// FranceConnect's `DelegationScope` strings (`Argent-Impots-Consommation`).
+    FranceConnect,
+}
 
 impl Demarche {
     /// Every category, in display order.
@@ -59,6 +71,45 @@ impl Demarche {
             Demarche::Etranger => "etranger",
             Demarche::Loisirs => "loisirs",
         }
+    }
+
+    /// FranceConnect's name for it: the `DelegationScope` enum of FranceConnect's core
+    /// (france-connect/sources, `back/apps/core-fcp/src/enums/delegation-scope.enum.ts`),
+    /// which FranceConnect sends in its `rep_scope` claims request and expects back.
+    pub fn franceconnect(self) -> &'static str {
+        match self {
+            Demarche::Papiers => "Papier-Citoyenneté-Elections",
+            Demarche::Famille => "Famille-Scolarité",
+            Demarche::Social => "Social-Santé",
+            Demarche::Travail => "Travail-Formation",
+            Demarche::Logement => "Logement",
+            Demarche::Transports => "Transports-Mobilité",
+            Demarche::Argent => "Argent-Impots-Consommation",
+            Demarche::Justice => "Justice",
+            Demarche::Etranger => "Etranger-Europe",
+            Demarche::Loisirs => "Loisirs-Sport-Culture",
+        }
+    }
+
+    /// Its name in `vocabulary`.
+    pub fn name_in(self, vocabulary: Vocabulary) -> &'static str {
+        match vocabulary {
+            Vocabulary::Keys => self.as_str(),
+            Vocabulary::FranceConnect => self.franceconnect(),
+        }
+    }
+
+    /// A démarche named in either vocabulary, and which one named it. The two never overlap
+    /// (keys are lower case, FranceConnect's names capitalised), so the answer is unambiguous.
+    pub fn from_either(name: &str) -> Result<(Demarche, Vocabulary), UnknownDemarche> {
+        if let Ok(d) = name.parse() {
+            return Ok((d, Vocabulary::Keys));
+        }
+        Demarche::ALL
+            .into_iter()
+            .find(|d| d.franceconnect() == name)
+            .map(|d| (d, Vocabulary::FranceConnect))
+            .ok_or_else(|| UnknownDemarche(name.to_owned()))
     }
 
     /// The title shown to aidants and usagers.
@@ -160,6 +211,38 @@ mod tests {
             assert!(!d.title_fr().is_empty());
             assert!(!d.examples_fr().is_empty());
         }
+    }
+
+    #[test]
+    fn franceconnect_names_map_both_ways_and_never_clash_with_keys() {
+        // FranceConnect's DelegationScope enum, as its core sends it (FRANCECONNECT.md §6).
+        let franceconnect = [
+            "Papier-Citoyenneté-Elections",
+            "Famille-Scolarité",
+            "Social-Santé",
+            "Travail-Formation",
+            "Logement",
+            "Transports-Mobilité",
+            "Argent-Impots-Consommation",
+            "Justice",
+            "Etranger-Europe",
+            "Loisirs-Sport-Culture",
+        ];
+        let mapped: Vec<&str> = Demarche::ALL.iter().map(|d| d.franceconnect()).collect();
+        assert_eq!(mapped, franceconnect);
+        for d in Demarche::ALL {
+            assert_eq!(
+                Demarche::from_either(d.franceconnect()),
+                Ok((d, Vocabulary::FranceConnect))
+            );
+            assert_eq!(Demarche::from_either(d.as_str()), Ok((d, Vocabulary::Keys)));
+            assert_eq!(d.name_in(Vocabulary::FranceConnect), d.franceconnect());
+            assert_eq!(d.name_in(Vocabulary::Keys), d.as_str());
+        }
+        assert!(Demarche::from_either("logement ").is_err());
+        assert!(Demarche::from_either("LOGEMENT").is_err());
+        // Our keys are not FranceConnect's: the stored form stays the keys.
+        assert!("Logement".parse::<Demarche>().is_err());
     }
 
     #[test]

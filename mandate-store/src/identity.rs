@@ -14,14 +14,16 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::StoreError;
 
-/// FranceConnect "identité pivot" and email, as handed to service providers.
+/// FranceConnect "identité pivot" and email, as handed to service providers. Its shape is
+/// the one FranceConnect's core accepts from an identity provider (`Identity::check`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub given_name: String,
     pub family_name: String,
-    /// `YYYY-MM-DD`
+    /// `YYYY-MM-DD`, or a presumed date `YYYY-MM-00` / `YYYY-00-00` (day, or day and month,
+    /// unknown): the identity provider's own birthdate (`idp_birthdate` at FranceConnect).
     pub birthdate: String,
-    /// `female` or `male`
+    /// `female`, `male` or `unspecified`
     pub gender: String,
     /// INSEE commune code; absent when born abroad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +41,128 @@ impl Identity {
     pub fn full_name(&self) -> String {
         format!("{} {}", self.given_name, self.family_name)
     }
+
+    /// The identity as FranceConnect's core validates what an identity provider returns
+    /// (france-connect/sources `back/apps/core-fcp/src/dto/oidc-identity.dto.ts`): names of 1
+    /// to 256 characters, `birthdate` a real `YYYY-MM-DD` or a presumed `YYYY-MM-00` /
+    /// `YYYY-00-00` (`is-idp-birthdate.validator.ts`), `gender` one of FranceConnect's
+    /// (`genders.enum.ts`), `birthcountry` a COG code, `birthplace` a COG code required only
+    /// for people born in France (`99100`), and an email. Identities that fail are never
+    /// stored: FranceConnect would refuse every answer built from them.
+    pub fn check(&self) -> Result<(), IdentityProblem> {
+        let name_ok = |n: &str| (1..=256).contains(&n.chars().count());
+        if !name_ok(&self.given_name) {
+            return Err(IdentityProblem::GivenName);
+        }
+        if !name_ok(&self.family_name) {
+            return Err(IdentityProblem::FamilyName);
+        }
+        if !is_birthdate(&self.birthdate) {
+            return Err(IdentityProblem::Birthdate);
+        }
+        if !GENDERS.contains(&self.gender.as_str()) {
+            return Err(IdentityProblem::Gender);
+        }
+        if !is_cog(&self.birthcountry) {
+            return Err(IdentityProblem::Birthcountry);
+        }
+        if self.birthcountry == COG_FRANCE && !self.birthplace.as_deref().is_some_and(is_cog) {
+            return Err(IdentityProblem::Birthplace);
+        }
+        match &self.email {
+            Some(email) if is_email(email) => {}
+            _ => return Err(IdentityProblem::Email),
+        }
+        Ok(())
+    }
+}
+
+/// Which part of an identity FranceConnect would refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityProblem {
+    #[error("given_name must have 1 to 256 characters")]
+    GivenName,
+    #[error("family_name must have 1 to 256 characters")]
+    FamilyName,
+    #[error("birthdate must be YYYY-MM-DD, YYYY-MM-00 or YYYY-00-00")]
+    Birthdate,
+    #[error("gender must be female, male or unspecified")]
+    Gender,
+    #[error("birthcountry must be a COG code (99100: France)")]
+    Birthcountry,
+    #[error("birthplace must be a COG code when birthcountry is 99100")]
+    Birthplace,
+    #[error("email is missing or not an email address")]
+    Email,
+}
+
+/// FranceConnect's genders (`back/libs/rnipp/src/enums/genders.enum.ts`).
+pub const GENDERS: [&str; 3] = ["female", "male", "unspecified"];
+
+/// The COG code of France (`back/libs/cog/src/constants/france.constant.ts`).
+pub const COG_FRANCE: &str = "99100";
+
+/// A COG code: `^(?:2[AB]|[0-9]{2})[0-9]{3}$` (`back/libs/cog/src/validators`).
+pub fn is_cog(code: &str) -> bool {
+    let b = code.as_bytes();
+    let head = matches!(b, [b'2', b'A' | b'B', ..])
+        || b.get(..2).is_some_and(|h| h.iter().all(u8::is_ascii_digit));
+    b.len() == 5 && head && b[2..].iter().all(u8::is_ascii_digit)
+}
+
+/// A real date, or a presumed one with the day (`YYYY-MM-00`) or day and month
+/// (`YYYY-00-00`) unknown.
+pub fn is_birthdate(date: &str) -> bool {
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && digits(5..7) && digits(8..10)) {
+        return false;
+    }
+    let number = |r: std::ops::Range<usize>| date[r].parse::<u32>().unwrap_or(0);
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    match (month, day) {
+        (0, 0) => true,
+        (0, _) => false,
+        (1..=12, 0) => true,
+        (1..=12, d) => d <= days,
+        _ => false,
+    }
+}
+
+/// An email address as a person types it: one `@`, a local part, a dotted domain, no space,
+/// at most 254 characters (the forms FranceConnect's `IsEmail` accepts, without the rarities).
+pub fn is_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+        && domain.contains('.')
+        && domain.split('.').all(label_ok)
+        && domain.rsplit('.').next().is_some_and(|tld| tld.len() >= 2)
 }
 
 /// An AES-256 data key and the id it is stored under.
@@ -292,6 +416,77 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(shown.contains("k1"));
         assert!(!shown.contains("171"));
+    }
+
+    #[test]
+    fn identities_are_checked_as_franceconnect_checks_them() {
+        assert_eq!(identity().check(), Ok(()));
+        let with = |f: &dyn Fn(&mut Identity)| {
+            let mut i = identity();
+            f(&mut i);
+            i.check()
+        };
+        // Presumed dates (is-idp-birthdate.validator.ts) are real answers.
+        assert_eq!(with(&|i| i.birthdate = "1962-08-00".into()), Ok(()));
+        assert_eq!(with(&|i| i.birthdate = "1962-00-00".into()), Ok(()));
+        for bad in [
+            "1962-13-00",
+            "1962-00-05",
+            "1962-02-30",
+            "62-08-24",
+            "1962/08/24",
+            "",
+        ] {
+            assert_eq!(
+                with(&|i| i.birthdate = bad.into()),
+                Err(IdentityProblem::Birthdate),
+                "{bad}"
+            );
+        }
+        assert_eq!(with(&|i| i.gender = "unspecified".into()), Ok(()));
+        assert_eq!(
+            with(&|i| i.gender = "M".into()),
+            Err(IdentityProblem::Gender)
+        );
+        // Born abroad: no birthplace needed; born in France: a COG code.
+        assert_eq!(
+            with(&|i| {
+                i.birthcountry = "99134".into();
+                i.birthplace = None;
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            with(&|i| i.birthplace = None),
+            Err(IdentityProblem::Birthplace)
+        );
+        assert_eq!(with(&|i| i.birthplace = Some("2A004".into())), Ok(()));
+        assert_eq!(
+            with(&|i| i.birthplace = Some("2C004".into())),
+            Err(IdentityProblem::Birthplace)
+        );
+        assert_eq!(
+            with(&|i| i.birthcountry = "France".into()),
+            Err(IdentityProblem::Birthcountry)
+        );
+        assert_eq!(with(&|i| i.email = None), Err(IdentityProblem::Email));
+        for bad in [
+            "michel",
+            "michel@",
+            "@example.org",
+            "mi chel@example.org",
+            "m@example",
+        ] {
+            assert_eq!(
+                with(&|i| i.email = Some(bad.into())),
+                Err(IdentityProblem::Email),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            with(&|i| i.given_name = String::new()),
+            Err(IdentityProblem::GivenName)
+        );
     }
 
     #[test]

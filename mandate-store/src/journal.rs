@@ -29,6 +29,10 @@ pub enum JournalAction {
     MandateCreated,
     MandateUsed,
     MandateRevoked,
+    /// An authorization request ended without a code: the aidant went back to the client
+    /// (cancelled, nobody to act for, unknown aidant, identity provider refusal or outage,
+    /// expired request). `detail` names the reason; the aidant is set when known.
+    AuthorizationAbandoned,
     /// Entries, mandates and identities past retention were deleted (see `retention`).
     JournalPurged,
 }
@@ -41,6 +45,7 @@ impl JournalAction {
             JournalAction::MandateCreated => "mandate_created",
             JournalAction::MandateUsed => "mandate_used",
             JournalAction::MandateRevoked => "mandate_revoked",
+            JournalAction::AuthorizationAbandoned => "authorization_abandoned",
             JournalAction::JournalPurged => "journal_purged",
         }
     }

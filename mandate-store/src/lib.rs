@@ -21,10 +21,12 @@ mod usager;
 
 pub use aidant::{Aidant, AidantLogin, NewAidant};
 pub use db::{PoolOptions, MIGRATIONS};
-pub use demarche::{Demarche, UnknownDemarche};
+pub use demarche::{Demarche, UnknownDemarche, Vocabulary};
 pub use error::StoreError;
 pub use grant::{Grant, Refusal, Use, UseError};
-pub use identity::{DataKey, Identity, Sealer};
+pub use identity::{
+    is_birthdate, is_email, DataKey, Identity, IdentityProblem, Sealer, COG_FRANCE,
+};
 pub use journal::{
     verify_chain, ChainBreak, ChainBreakKind, JournalAction, JournalEntry, JournalFilter,
     JournalReport, NewJournalEntry, VerifyError, GENESIS_HASH,

@@ -396,6 +396,7 @@ function clientToml(c) {
 
 const CLIENT_EXTRA_KEYS = [
   'jwks', 'jwks_uri', 'token_endpoint_auth_signing_alg', 'client_secret_file', 'default_acr_values',
+  'franceconnect', 'allowed_acr',
   'subject_type', 'sector', 'sector_identifier_uri', 'backchannel_logout_uri',
   'id_token_encrypted_response_alg', 'id_token_encrypted_response_enc',
   'userinfo_signed_response_alg', 'userinfo_encrypted_response_alg', 'userinfo_encrypted_response_enc',
@@ -439,7 +440,7 @@ export async function startWorld({ clients, importToml, upstreamAccounts, databa
         issuer: fc.issuer,
         client_id: 'idp-proxy',
         client_secret: 'dev-franceconnect-secret-change-me',
-        scopes: ['openid', 'identite_pivot', 'email'],
+        scopes: ['openid', 'identite_pivot', 'email', 'idp_birthdate'],
         token_endpoint_auth_method: 'client_secret_post',
         acr_values: 'eidas1',
         always_prompt_login: true,

@@ -105,17 +105,19 @@ pub fn error_page(e: &UpstreamError) -> ErrorPage {
     }
 }
 
-/// The identité pivot from verified userinfo claims.
+/// The identité pivot from verified userinfo claims. The birth date kept is the identity
+/// provider's own (`idp_birthdate`, possibly presumed: `YYYY-MM-00`), the one FranceConnect
+/// checks at the RNIPP when idp-proxy answers it as an identity provider; else `birthdate`.
 pub fn identity_from(claims: &serde_json::Value) -> Option<Identity> {
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
     Some(Identity {
         given_name: text("given_name")?,
         family_name: text("family_name")?,
-        birthdate: text("birthdate")?,
+        birthdate: text("idp_birthdate").or_else(|| text("birthdate"))?,
         gender: text("gender")?,
         birthplace: text("birthplace").filter(|b| !b.is_empty()),
         birthcountry: text("birthcountry")?,
-        email: text("email"),
+        email: text("email").filter(|e| !e.is_empty()),
         preferred_username: text("preferred_username"),
     })
 }
@@ -132,7 +134,7 @@ async fn callback(
         .await?;
     let franceconnect = franceconnect(&app)?;
     let verified: VerifiedIdentity = franceconnect
-        .finish(&query, login.pending, &app.keys())
+        .finish(&query, &login.pending, &app.keys())
         .await
         .map_err(|e| error_page(&e))?;
     // What the login was for, and where to land once FranceConnect's session is closed.

@@ -1,19 +1,22 @@
 //! The aidant's login at their own identity provider: `start` stores the pending login under
 //! its `state` and returns the upstream URL; `callback` checks it, maps the identity to a
 //! known, active aidant of an active organisation, opens the session and goes back to the
-//! interaction. An unknown identity gets a clear page, never a token.
-
-use std::time::Duration;
+//! interaction. An unknown identity gets a clear page, never a token. During an
+//! authorization, a refusal at the identity provider goes straight back to the client, and
+//! every other failure page offers the way back (`abandon`).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use mandate_store::{JournalAction, NewJournalEntry};
 
+use super::abandon::{self, Abandon};
 use super::page::ErrorPage;
-use super::session;
+use super::{get_bound, session};
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
-use crate::provider::records::{AidantSession, UpstreamLogin};
+use crate::provider::records::{
+    interaction_key, interaction_storage_ttl, AidantSession, Interaction, UpstreamLogin,
+};
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::upstream::{Callback, UpstreamError};
 
@@ -59,11 +62,58 @@ pub async fn start(
         browser: browser.to_string(),
         pending,
     };
-    let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+    let ttl = interaction_storage_ttl(&app.config.session);
     app.ephemeral
         .put_json(&format!("up:{state}"), &login, ttl)
         .await?;
     Ok(url)
+}
+
+/// The authorization a login was started for (`then` is `/interaction/{id}`), if this browser
+/// still holds it.
+async fn interaction_of(app: &App, then: &str, browser: &str) -> Option<(String, Interaction)> {
+    let id = then.strip_prefix("/interaction/")?;
+    let ix = get_bound(app, &interaction_key(id), browser, |i: &Interaction| {
+        &i.browser
+    })
+    .await
+    .ok()?;
+    Some((id.to_string(), ix))
+}
+
+/// A failed upstream login. During an authorization, a refusal (the aidant cancelled at their
+/// identity provider) goes straight back to the client; any other failure is a page with the
+/// way back to it.
+async fn failed(
+    app: &App,
+    login: &UpstreamLogin,
+    e: UpstreamError,
+) -> Result<HttpResponse, FrontError> {
+    let Some((id, ix)) = interaction_of(app, &login.then, &login.browser).await else {
+        return Err(upstream_page(e).into());
+    };
+    let reason = match &e {
+        UpstreamError::Denied(code)
+            if code == "temporarily_unavailable" || code == "server_error" =>
+        {
+            Abandon::UpstreamUnavailable
+        }
+        UpstreamError::Denied(_) => Abandon::UpstreamDenied,
+        UpstreamError::Unavailable(_) => Abandon::UpstreamUnavailable,
+        UpstreamError::Rejected(_) => Abandon::UpstreamRejected,
+    };
+    if matches!(e, UpstreamError::Denied(_)) {
+        if let Some(ix) = app
+            .ephemeral
+            .take_json::<Interaction>(&interaction_key(&id))
+            .await?
+        {
+            return Ok(abandon::send_back(app, &ix, None, reason).await);
+        }
+    }
+    Err(upstream_page(e)
+        .with_way_back(abandon::way_back(app, &id, &ix, reason))
+        .into())
 }
 
 /// Takes, once, the login record that a callback's `state` names (`{prefix}:{state}`), if it
@@ -104,11 +154,14 @@ pub async fn callback(
     }
     let login: UpstreamLogin =
         take_login(&req, &app, "up", &query, |l: &UpstreamLogin| &l.browser).await?;
-    let identity = app
+    let identity = match app
         .upstream
-        .finish(&query, login.pending, &app.keys())
+        .finish(&query, &login.pending, &app.keys())
         .await
-        .map_err(upstream_page)?;
+    {
+        Ok(identity) => identity,
+        Err(e) => return failed(&app, &login, e).await,
+    };
 
     let (issuer, subject) = (identity.issuer.clone(), identity.subject.clone());
     let found = app
@@ -119,14 +172,24 @@ pub async fn callback(
             tracing::error!(error = %e, "mandate store failure at login");
             ErrorPage::unavailable()
         })?;
-    let refused = || {
-        ErrorPage::forbidden(
-            "Votre identité a bien été vérifiée, mais vous n'êtes pas enregistré comme aidant d'une structure habilitée.",
-        )
-    };
-    let found = found.filter(|f| f.aidant.active).ok_or_else(refused)?;
     // An aidant of several structures acts for the first one here; choosing is a later step.
-    let organisation = found.organisations.first().ok_or_else(refused)?;
+    let Some((found, organisation)) = found.filter(|f| f.aidant.active).and_then(|f| {
+        let first = f.organisations.first()?.clone();
+        Some((f, first))
+    }) else {
+        let page = ErrorPage::forbidden(
+            "Votre identité a bien été vérifiée, mais vous n'êtes pas enregistré comme aidant d'une structure habilitée.",
+        );
+        return Err(
+            match interaction_of(&app, &login.then, &login.browser).await {
+                Some((id, ix)) => {
+                    page.with_way_back(abandon::way_back(&app, &id, &ix, Abandon::UnknownAidant))
+                }
+                None => page,
+            }
+            .into(),
+        );
+    };
 
     let now = app.now();
     let session = AidantSession {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use mandate_store::{Demarche, GiveMandate, Identity};
+use mandate_store::{Demarche, GiveMandate, Identity, IdentityProblem};
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
@@ -207,6 +207,12 @@ async fn new_submit(
     Ok(see_other(url))
 }
 
+fn incomplete() -> ErrorPage {
+    ErrorPage::bad_request(
+        "FranceConnect n'a pas transmis l'identité complète de la personne. Aucun mandat n'a été créé.",
+    )
+}
+
 /// The usager of a pending mandate logged in at FranceConnect: their verified identity joins
 /// the pending mandate, for the recap.
 pub(super) async fn usager_verified(
@@ -224,11 +230,16 @@ pub(super) async fn usager_verified(
         .userinfo
         .as_ref()
         .and_then(franceconnect::identity_from)
-        .ok_or_else(|| {
-            ErrorPage::bad_request(
-                "FranceConnect n'a pas transmis l'identité complète de la personne. Aucun mandat n'a été créé.",
-            )
-        })?;
+        .ok_or_else(incomplete)?;
+    // FranceConnect's identity DTO, which every answer built from it must pass; a missing
+    // email is asked on the recap page.
+    match identity.check() {
+        Ok(()) | Err(IdentityProblem::Email) => {}
+        Err(problem) => {
+            tracing::warn!(%problem, "FranceConnect identity refused");
+            return Err(incomplete().into());
+        }
+    }
     pending.usager = Some(FranceConnectUsager {
         sub: verified.subject.clone(),
         identity,
@@ -254,6 +265,37 @@ struct RecapPage {
     organisation_name: String,
     demarches: Vec<&'static str>,
     expires: String,
+    /// FranceConnect gave no email: asked here (every mandate needs one).
+    ask_email: bool,
+    email: String,
+    error: Option<&'static str>,
+}
+
+fn recap_page(
+    id: String,
+    s: &AidantSession,
+    pending: &Pending,
+    usager: &FranceConnectUsager,
+    typed: Option<(&str, &'static str)>,
+) -> HttpResponse {
+    let page = RecapPage {
+        id,
+        csrf: s.csrf.clone(),
+        usager_name: usager.identity.full_name(),
+        born: born(&usager.identity),
+        organisation_name: s.organisation_name.clone(),
+        demarches: pending.demarches.iter().map(|d| d.title_fr()).collect(),
+        expires: french_date(pending.expires_at),
+        ask_email: usager.identity.email.is_none(),
+        email: typed.map(|(e, _)| e.to_string()).unwrap_or_default(),
+        error: typed.map(|(_, problem)| problem),
+    };
+    let status = if typed.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    html(status, page.render())
 }
 
 /// The pending mandate of this URL, for this browser and this aidant, with its usager known.
@@ -285,22 +327,15 @@ async fn recap(
     let Some(usager) = &pending.usager else {
         return Err(ErrorPage::expired().into());
     };
-    let page = RecapPage {
-        id: id.into_inner(),
-        csrf: s.csrf.clone(),
-        usager_name: usager.identity.full_name(),
-        born: born(&usager.identity),
-        organisation_name: s.organisation_name.clone(),
-        demarches: pending.demarches.iter().map(|d| d.title_fr()).collect(),
-        expires: french_date(pending.expires_at),
-    };
-    Ok(html(StatusCode::OK, page.render()))
+    Ok(recap_page(id.into_inner(), &s, &pending, usager, None))
 }
 
 #[derive(Deserialize)]
 struct ConfirmForm {
     csrf: String,
     consent: Option<String>,
+    /// Asked when FranceConnect gave none.
+    email: Option<String>,
 }
 
 async fn confirm(
@@ -317,7 +352,26 @@ async fn confirm(
     if s.csrf.is_empty() || !tokens::same(&form.csrf, &s.csrf) {
         return Err(ErrorPage::expired().into());
     }
-    pending_of(&app, &id, &browser, &s).await?;
+    let checked = pending_of(&app, &id, &browser, &s).await?;
+    // FranceConnect gave no email: the one typed here, checked as FranceConnect checks it.
+    let typed = form.email.as_deref().map(str::trim).unwrap_or_default();
+    let email = match checked.usager.as_ref().map(|u| u.identity.email.is_none()) {
+        Some(true) if !mandate_store::is_email(typed) => {
+            let Some(usager) = &checked.usager else {
+                return Err(ErrorPage::expired().into());
+            };
+            let problem = "Indiquez une adresse électronique valide, par exemple nom@exemple.fr.";
+            return Ok(recap_page(
+                id.into_inner(),
+                &s,
+                &checked,
+                usager,
+                Some((typed, problem)),
+            ));
+        }
+        Some(true) => Some(typed.to_string()),
+        _ => None,
+    };
     if form.consent.as_deref() != Some("yes") {
         return Ok(see_other(then));
     }
@@ -327,9 +381,12 @@ async fn confirm(
         .take_json(&pending_key(&id))
         .await?
         .ok_or_else(ErrorPage::expired)?;
-    let Some(usager) = pending.usager else {
+    let Some(mut usager) = pending.usager else {
         return Err(ErrorPage::expired().into());
     };
+    if email.is_some() {
+        usager.identity.email = email;
+    }
     let now = app.now();
     let give = GiveMandate {
         franceconnect_sub: usager.sub,

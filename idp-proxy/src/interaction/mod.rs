@@ -3,6 +3,7 @@
 //! error pages. Then the mandate is re-checked and the use journaled in one transaction, and
 //! only then is a code minted.
 
+pub mod abandon;
 pub mod aidant;
 pub mod franceconnect;
 pub mod history;
@@ -24,16 +25,19 @@ use crate::ephemeral::EphemeralJson;
 use crate::provider::checks::acr;
 use crate::provider::error::{FrontError, ReturnTo};
 use crate::provider::records::{
-    code_key, interaction_key, AidantSession, CodeGrant, Delegation, Interaction, LastChoice,
+    code_key, interaction_key, interaction_storage_ttl, AidantSession, CodeGrant, Delegation,
+    Interaction, LastChoice,
 };
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
-use page::{html, ErrorPage};
+use abandon::Abandon;
+use page::{html, ErrorPage, WayBack};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
         .route("/interaction/{id}", web::get().to(show))
         .route("/interaction/{id}", web::post().to(choose))
         .route("/login/callback", web::get().to(login::callback))
+        .configure(abandon::routes)
         .configure(mandate::routes)
         .configure(franceconnect::routes)
         .configure(usager::routes)
@@ -83,6 +87,7 @@ struct ChoosePage {
     client_name: String,
     usagers: Vec<UsagerView>,
     error: Option<String>,
+    way_back: WayBack,
 }
 
 /// A date as people in France read it (Paris time): "24/08/2026".
@@ -113,16 +118,40 @@ fn paris(ts: i64, format: &str) -> String {
         .unwrap_or_default()
 }
 
-/// "né le 24/08/1962" / "née le …", from the identité pivot.
+/// "né le 24/08/1962" / "née le …", from the identité pivot; a presumed date as it is
+/// known: "né en août 1962" (`1962-08-00`), "né en 1962" (`1962-00-00`).
 pub(crate) fn born(identity: &mandate_store::Identity) -> String {
-    let date = chrono::NaiveDate::parse_from_str(&identity.birthdate, "%Y-%m-%d")
-        .map(|d| d.format("%d/%m/%Y").to_string())
-        .unwrap_or_else(|_| identity.birthdate.clone());
-    if identity.gender == "female" {
-        format!("née le {date}")
-    } else {
-        format!("né le {date}")
-    }
+    const MONTHS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    let d = &identity.birthdate;
+    let (year, month, day) = (d.get(0..4), d.get(5..7), d.get(8..10));
+    let month_name = month
+        .and_then(|m| m.parse::<usize>().ok())
+        .and_then(|m| MONTHS.get(m.checked_sub(1)?));
+    let date = match (year, month_name, day) {
+        (Some(y), None, Some("00")) => format!("en {y}"),
+        (Some(y), Some(m), Some("00")) => format!("en {m} {y}"),
+        (Some(y), Some(_), Some(day)) => format!("le {day}/{}/{y}", month.unwrap_or_default()),
+        _ => format!("le {d}"),
+    };
+    let born = match identity.gender.as_str() {
+        "female" => "née",
+        "male" => "né",
+        _ => "né(e)",
+    };
+    format!("{born} {date}")
 }
 
 fn view(m: UsableMandate) -> UsagerView {
@@ -170,13 +199,21 @@ async fn load(
     })
     .await?;
     let now = app.now();
+    let back = |reason| abandon::way_back(app, id, &ix, reason);
+    if ix.expired(&app.config.session, now) {
+        return Err(ErrorPage::expired()
+            .with_way_back(back(Abandon::Expired))
+            .into());
+    }
     match session::current(req, app, &browser).await? {
         Some((cookie, mut s)) if session::satisfies(app, &s, &ix, now) => {
             let limit = crate::provider::limits::Limit::Aidant;
             if let Some(after) = crate::provider::limits::over(app, limit, &s.aidant_id).await? {
                 return Err(ErrorPage::too_many(after).into());
             }
-            session::keep(app, &cookie, &mut s, now).await?;
+            session::keep(app, &cookie, &mut s, now)
+                .await
+                .map_err(|e| e.with_way_back(back(Abandon::UnknownAidant)))?;
             Ok(Ok((ix, cookie, s)))
         }
         stale => Ok(Err(login::start(
@@ -186,7 +223,8 @@ async fn load(
             ix.force_login || stale.is_some(),
             ix.login_hint.as_deref(),
         )
-        .await?)),
+        .await
+        .map_err(|e| e.with_way_back(back(Abandon::UpstreamUnavailable)))?)),
     }
 }
 
@@ -253,7 +291,13 @@ async fn render_choice(
         .map_err(store_failure)?
         .map_err(store_failure)?;
     let client_name = history::service_name(app, &ix.client_id);
+    let reason = if mandates.is_empty() {
+        Abandon::Nobody
+    } else {
+        Abandon::Cancelled
+    };
     let page = ChoosePage {
+        way_back: abandon::way_back(app, &id, ix, reason),
         id,
         csrf: ix.csrf.clone(),
         aidant_name: s.aidant_name.clone(),
@@ -365,13 +409,13 @@ pub async fn choose(
         Ok(Err(r)) => {
             tracing::info!(reason = r.code(), "mandate use refused");
             crate::metrics::refused(r.code());
-            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            let ttl = interaction_storage_ttl(&app.config.session);
             app.ephemeral.put_json(&ix_key, &ix, ttl).await?;
             render_choice(&app, id, &ix, &s, Some(refusal_fr(&r).to_string())).await
         }
         Err(e) => {
             // Put the interaction back so the aidant can retry: nothing was journaled.
-            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            let ttl = interaction_storage_ttl(&app.config.session);
             let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
             Err(e)
         }
@@ -392,14 +436,20 @@ pub(crate) async fn issue_code(
     journal_now: bool,
 ) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
     let session_level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
-    if let Some(min) = ix.acr_min.filter(|m| session_level < *m) {
-        return Err(FrontError::Redirect {
-            to: return_to(app, ix),
-            error: acr::unmet(&format!(
-                "the aidant's login reached no {} or higher",
-                acr::name(min).unwrap_or_default()
-            )),
-        });
+    let min = ix.acr_min.unwrap_or(1);
+    let unmet = |what: &str| FrontError::Redirect {
+        to: return_to(app, ix),
+        error: acr::unmet(&format!(
+            "{what} reached no {} or higher",
+            acr::name(min).unwrap_or_default()
+        )),
+    };
+    let client = app
+        .config
+        .client(&ix.client_id)
+        .ok_or_else(|| unmet("the request"))?;
+    if session_level < min {
+        return Err(unmet("the aidant's login"));
     }
     let mut delegation = Delegation {
         client_id: ix.client_id.clone(),
@@ -408,13 +458,14 @@ pub(crate) async fn issue_code(
         aidant_id: s.aidant_id.clone(),
         organisation_id: s.organisation_id.clone(),
         demarche,
+        vocabulary: ix.vocabulary,
         acr: String::new(),
         auth_time: s.auth_time,
         sid: s.sid.clone(),
         claims: ix.claims.clone(),
         issued_at: 0,
     };
-    let use_ = delegation.as_use(ix.acr_min.map(acr::at_least));
+    let use_ = delegation.as_use(Some(acr::at_least(min)));
     let now = app.now();
     let checked = {
         let use_ = use_.clone();
@@ -432,8 +483,8 @@ pub(crate) async fn issue_code(
         .as_deref()
         .and_then(acr::level)
         .unwrap_or(0);
-    delegation.acr = acr::name(session_level.min(consent_level))
-        .unwrap_or_default()
+    delegation.acr = acr::stated(client, session_level.min(consent_level), min)
+        .ok_or_else(|| unmet("the mandate's consent"))?
         .to_string();
     let code = tokens::random();
     let code_grant = CodeGrant {
@@ -474,7 +525,7 @@ pub(crate) async fn issue_code(
 }
 
 /// Where answers to this interaction's client go.
-fn return_to(app: &App, ix: &Interaction) -> ReturnTo {
+pub(crate) fn return_to(app: &App, ix: &Interaction) -> ReturnTo {
     ReturnTo {
         redirect_uri: ix.redirect_uri.clone(),
         state: ix.state.clone(),

@@ -16,6 +16,17 @@ pub struct ErrorPage {
     pub title: String,
     pub message: String,
     pub advice: String,
+    /// During an authorization: the form that sends the aidant back to the client.
+    pub way_back: Option<WayBack>,
+}
+
+/// A button that ends an authorization and goes back to its client (`abandon.rs`).
+#[derive(Debug, Clone)]
+pub struct WayBack {
+    pub action: String,
+    pub csrf: String,
+    pub reason: &'static str,
+    pub label: &'static str,
 }
 
 impl ErrorPage {
@@ -26,6 +37,15 @@ impl ErrorPage {
             title: title.into(),
             message: message.into(),
             advice: advice.into(),
+            way_back: None,
+        }
+    }
+
+    /// The same page, with a way back to the client of the authorization under way.
+    pub fn with_way_back(self, way_back: WayBack) -> Self {
+        ErrorPage {
+            way_back: Some(way_back),
+            ..self
         }
     }
 

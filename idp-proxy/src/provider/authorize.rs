@@ -2,16 +2,15 @@
 //! stored for the aidant's choice, bound to this browser. The aidant goes to the choice page
 //! if their session is fresh enough, otherwise to the upstream IdP first.
 
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{Code, FrontError, OAuthError};
 use super::params::Params;
-use super::records::{interaction_key, Interaction, RequestedClaims};
+use super::records::{interaction_key, interaction_storage_ttl, Interaction, RequestedClaims};
 use super::{checks, claims, request, tokens, App, AppData, BROWSER_COOKIE};
 use crate::ephemeral::EphemeralJson;
+use crate::interaction::abandon::{self, Abandon};
 use crate::interaction::page::ErrorPage;
 use crate::interaction::{login, session};
 
@@ -65,6 +64,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         code_challenge,
         prompt,
         allowed,
+        vocabulary,
         acr_min,
     } = checks::authorization_request(client, &params).map_err(back)?;
 
@@ -78,7 +78,8 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         code_challenge,
         scopes,
         allowed,
-        acr_min,
+        vocabulary,
+        acr_min: Some(acr_min),
         claims: RequestedClaims {
             id_token: claims::requested(params.get("claims"), "id_token"),
             userinfo: claims::requested(params.get("claims"), "userinfo"),
@@ -99,9 +100,12 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
             .map_err(back);
     }
     let id = tokens::random();
-    let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
     app.ephemeral
-        .put_json(&interaction_key(&id), &interaction, ttl)
+        .put_json(
+            &interaction_key(&id),
+            &interaction,
+            interaction_storage_ttl(&app.config.session),
+        )
         .await?;
 
     // A stale session (idle, too old for max_age) sends the aidant to authenticate again.
@@ -117,7 +121,16 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     } else {
         let then = format!("/interaction/{id}");
         let hint = interaction.login_hint.as_deref();
-        login::start(app, &then, &browser, interaction.force_login || stale, hint).await?
+        login::start(app, &then, &browser, interaction.force_login || stale, hint)
+            .await
+            .map_err(|e| {
+                e.with_way_back(abandon::way_back(
+                    app,
+                    &id,
+                    &interaction,
+                    Abandon::UpstreamUnavailable,
+                ))
+            })?
     };
     let mut res = HttpResponse::SeeOther();
     res.insert_header((header::LOCATION, location))

@@ -3,7 +3,7 @@
 //! `act` is written last and from the mandate store only: no request parameter and no
 //! upstream claim reaches it.
 
-use mandate_store::{Grant as StoreGrant, Identity};
+use mandate_store::{Grant as StoreGrant, Identity, Vocabulary};
 use serde_json::{json, Map, Value};
 
 /// Scopes we know, in the order discovery lists them. `profile`, `birth` and
@@ -49,7 +49,9 @@ pub const CLAIMS_SUPPORTED: [&str; 19] = [
 fn granted(claim: &str, scopes: &[String]) -> bool {
     let by: &[&str] = match claim {
         "given_name" | "family_name" | "gender" => &["profile", "identite_pivot"],
-        "birthdate" => &["profile", "birth", "identite_pivot"],
+        // FranceConnect's `birth` scope is birthplace and birthcountry only
+        // (france-connect/sources `back/libs/scopes/src/data/fcp-low/fcp-low.scopes.ts`).
+        "birthdate" => &["profile", "identite_pivot"],
         "birthplace" | "birthcountry" => &["birth", "identite_pivot"],
         "preferred_username" => &["profile"],
         _ => &[],
@@ -114,14 +116,23 @@ pub fn identity(
     }
 }
 
-/// `rep_scope`, `mandate` and, last, `act`: the same in the ID token and at userinfo. `seen`
-/// gives an id as the client sees it (itself, or pairwise: then neither the aidant nor the
-/// mandate can link two sectors either).
-pub fn delegation(grant: &StoreGrant, seen: impl Fn(&str) -> String, out: &mut Map<String, Value>) {
+/// `rep_scope` (the démarche, in the vocabulary the client asked in), `mandate` and, last,
+/// `act`: the same in the ID token, at userinfo and at introspection. `seen` gives an id as
+/// the client sees it (itself, or pairwise: then neither the aidant nor the mandate can link
+/// two sectors either).
+pub fn delegation(
+    grant: &StoreGrant,
+    vocabulary: Vocabulary,
+    seen: impl Fn(&str) -> String,
+    out: &mut Map<String, Value>,
+) {
     let expires = chrono::DateTime::from_timestamp(grant.mandate_expires_at, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
-    out.insert("rep_scope".into(), json!([grant.demarche.as_str()]));
+    out.insert(
+        "rep_scope".into(),
+        json!([grant.demarche.name_in(vocabulary)]),
+    );
     out.insert(
         "mandate".into(),
         json!({"id": seen(&grant.mandate_id), "demarche": grant.demarche.as_str(), "expires_at": expires}),
@@ -165,6 +176,17 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out["given_name"], "Michel");
+    }
+
+    #[test]
+    fn birth_releases_birthplace_and_birthcountry_only() {
+        let mut born = michel();
+        born.birthplace = Some("79191".into());
+        let mut out = Map::new();
+        identity(&born, &["openid".into(), "birth".into()], &[], &mut out);
+        let mut names: Vec<&str> = out.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["birthcountry", "birthplace"]);
     }
 
     #[test]

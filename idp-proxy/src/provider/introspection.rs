@@ -97,7 +97,12 @@ pub async fn introspect(
         c.insert("acr".into(), Value::from(grant.acr.as_str()));
     }
     c.insert("auth_time".into(), Value::from(grant.auth_time));
-    claims::delegation(&checked, |id| app.subject(client, id), &mut c);
+    claims::delegation(
+        &checked,
+        grant.vocabulary,
+        |id| app.subject(client, id),
+        &mut c,
+    );
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(c))

@@ -2,7 +2,7 @@
 //! keys. Records hold ids, never identity claims: those are read from the mandate store when
 //! a token is minted, so the ephemeral store holds no personal data.
 
-use mandate_store::Demarche;
+use mandate_store::{Demarche, Vocabulary};
 use serde::{Deserialize, Serialize};
 
 /// An authorization request waiting for the aidant's choice. Key: `ix:{id}`.
@@ -16,7 +16,11 @@ pub struct Interaction {
     pub scopes: Vec<String>,
     /// The démarches this request allows: the client's, narrowed by `rep_scope`.
     pub allowed: Vec<Demarche>,
-    /// The lowest eIDAS level (1–3) the client accepts, if it asked for one.
+    /// The vocabulary `rep_scope` answers in (the request's, or FranceConnect's).
+    #[serde(default)]
+    pub vocabulary: Vocabulary,
+    /// The lowest eIDAS level (1–3) the answer may state (`None` in records written before
+    /// every answer stated one: eidas1).
     pub acr_min: Option<u8>,
     /// Identity claims the `claims` parameter asked for, in the ID token and at userinfo.
     #[serde(default)]
@@ -139,6 +143,9 @@ pub struct Delegation {
     pub organisation_id: String,
     #[serde(rename = "d")]
     pub demarche: Demarche,
+    /// The vocabulary `rep_scope` names the démarche in.
+    #[serde(rename = "v", default, skip_serializing_if = "is_keys")]
+    pub vocabulary: Vocabulary,
     /// The eIDAS level reached (the aidant's login and the mandate's consent, the lower);
     /// empty: none.
     #[serde(rename = "r")]
@@ -154,6 +161,10 @@ pub struct Delegation {
     /// When the access token was issued (0 in a code, not issued yet).
     #[serde(rename = "i", default)]
     pub issued_at: i64,
+}
+
+fn is_keys(v: &Vocabulary) -> bool {
+    *v == Vocabulary::Keys
 }
 
 impl Delegation {
@@ -188,6 +199,19 @@ pub struct CodeGrant {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PendingLogout {
     pub redirect: Option<String>,
+}
+
+impl Interaction {
+    /// Past `session.interaction_ttl_secs` a request no longer serves; it is kept as long
+    /// again (`interaction_storage_ttl`) so that the aidant can still be sent back to it.
+    pub fn expired(&self, session: &crate::config::Session, now: i64) -> bool {
+        now - self.created_at > session.interaction_ttl_secs as i64
+    }
+}
+
+/// How long an interaction, and the upstream login started for it, are stored.
+pub fn interaction_storage_ttl(session: &crate::config::Session) -> std::time::Duration {
+    std::time::Duration::from_secs(2 * session.interaction_ttl_secs)
 }
 
 pub fn interaction_key(id: &str) -> String {

@@ -305,7 +305,12 @@ async fn id_token(
         &delegation.claims.id_token,
         &mut c,
     );
-    claims::delegation(checked, |id| app.subject(client, id), &mut c);
+    claims::delegation(
+        checked,
+        delegation.vocabulary,
+        |id| app.subject(client, id),
+        &mut c,
+    );
     jwt_for(
         app,
         client,

@@ -60,7 +60,12 @@ pub async fn userinfo(req: HttpRequest, app: AppData) -> Result<HttpResponse, Js
         &grant.claims.userinfo,
         &mut c,
     );
-    claims::delegation(&checked, |id| app.subject(client, id), &mut c);
+    claims::delegation(
+        &checked,
+        grant.vocabulary,
+        |id| app.subject(client, id),
+        &mut c,
+    );
     let (signing, encryption) = (
         client.userinfo_signed_response_alg,
         client.userinfo_encrypted_response_alg,

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use std::str::FromStr;
 
 use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreProviderMetadata,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthenticationContextClass, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
@@ -233,7 +234,9 @@ impl Upstream {
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 CsrfToken::new_random,
-                Nonce::new_random,
+                // 32 random bytes, as FranceConnect's own client draws them (its minimum is
+                // 22 characters).
+                || Nonce::new_random_len(32),
             )
             .set_pkce_challenge(challenge);
         for s in self.config.scopes.iter().filter(|s| *s != "openid") {
@@ -266,7 +269,7 @@ impl Upstream {
     pub async fn finish(
         &self,
         callback: &Callback,
-        pending: PendingLogin,
+        pending: &PendingLogin,
         keys: &KeyRing,
     ) -> Result<VerifiedIdentity, UpstreamError> {
         let d = self.discovered(false).await?;
@@ -291,19 +294,20 @@ impl Upstream {
         let id_token = unwrap_jwe(answer.id_token, keys)?;
         let parsed = CoreIdToken::from_str(&id_token)
             .map_err(|e| UpstreamError::Rejected(format!("id_token: {e}")))?;
-        let nonce = Nonce::new(pending.nonce);
-        let claims = match parsed.claims(&d.client.id_token_verifier(), &nonce) {
-            Ok(c) => c.clone(),
+        let nonce = Nonce::new(pending.nonce.clone());
+        let first = parsed.claims(&self.verifier(&d), &nonce).cloned();
+        let (d, claims) = match first {
+            Ok(c) => (d, c),
             Err(first @ openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                 // The upstream may have rotated its keys: refresh once and retry. Any other
-                // failure (nonce, audience, expiry) is the answer's own and is final.
+                // failure (nonce, audience, expiry) is the answer's own and is final. Userinfo
+                // is then checked against the refreshed keys too.
                 let d = self.discovered(true).await?;
-                let verifier = d.client.id_token_verifier();
                 let claims = parsed
-                    .claims(&verifier, &nonce)
+                    .claims(&self.verifier(&d), &nonce)
                     .map_err(|_| UpstreamError::Rejected(format!("id_token: {first}")))?
                     .clone();
-                claims
+                (d, claims)
             }
             Err(other) => return Err(UpstreamError::Rejected(format!("id_token: {other}"))),
         };
@@ -326,7 +330,7 @@ impl Upstream {
         };
         let userinfo = if self.config.userinfo {
             Some(
-                self.userinfo(&d, &answer.access_token, claims.subject().as_str(), keys)
+                self.userinfo(d, &answer.access_token, claims.subject().as_str(), keys)
                     .await?,
             )
         } else {
@@ -340,6 +344,25 @@ impl Upstream {
             id_token,
             userinfo,
         })
+    }
+
+    /// The ID-token verifier: the registered algorithm only when one is pinned, else any
+    /// asymmetric one we know; never HS256 (keyed with our secret) nor `none`.
+    fn verifier<'a>(&self, d: &'a Discovered) -> CoreIdTokenVerifier<'a> {
+        d.client
+            .id_token_verifier()
+            .set_allowed_algs(self.signing_algs().into_iter().map(|a| match a {
+                SigningAlg::ES256 => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+                SigningAlg::RS256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                SigningAlg::PS256 => CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+            }))
+    }
+
+    fn signing_algs(&self) -> Vec<SigningAlg> {
+        match self.config.id_token_signed_response_alg {
+            Some(alg) => vec![alg],
+            None => SigningAlg::ALL.to_vec(),
+        }
     }
 
     /// The code exchange, done here rather than by openidconnect: its token response cannot
@@ -358,7 +381,7 @@ impl Upstream {
             ("code_verifier", verifier.to_string()),
         ];
         let mut req = self.http.post(&d.token_endpoint);
-        match self.config.token_endpoint_auth_method {
+        match self.config.auth_method() {
             AuthMethod::ClientSecretBasic => {
                 let enc = |v: &str| {
                     url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
@@ -393,11 +416,13 @@ impl Upstream {
             .map_err(|e| UpstreamError::Rejected(format!("token response: {e}")))
     }
 
-    /// Userinfo: JSON, or a JWT signed with the provider's keys and possibly encrypted to ours.
-    /// Its `sub` must be the ID token's.
+    /// Userinfo: JSON, or a JWT signed with the provider's keys and possibly encrypted to ours;
+    /// only a JWT signed with the pinned algorithm when `userinfo_signed_response_alg` is set
+    /// (FranceConnect v2). Its `sub` must be the ID token's. A signature that does not verify
+    /// is checked once more against freshly fetched keys (rotated between the two answers).
     async fn userinfo(
         &self,
-        d: &Discovered,
+        d: Arc<Discovered>,
         access_token: &str,
         subject: &str,
         keys: &KeyRing,
@@ -406,10 +431,12 @@ impl Upstream {
             .userinfo_endpoint
             .as_deref()
             .ok_or_else(|| UpstreamError::Rejected("no userinfo endpoint".into()))?;
-        let res = self
-            .http
-            .get(endpoint)
-            .bearer_auth(access_token)
+        let pinned = self.config.userinfo_signed_response_alg;
+        let mut req = self.http.get(endpoint).bearer_auth(access_token);
+        if pinned.is_some() {
+            req = req.header(reqwest::header::ACCEPT, "application/jwt");
+        }
+        let res = req
             .send()
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
@@ -428,10 +455,19 @@ impl Upstream {
             .text()
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if pinned.is_some() && !jwt {
+            return Err(UpstreamError::Rejected(
+                "userinfo is not the signed JWT registered".into(),
+            ));
+        }
         let claims: serde_json::Value = if jwt {
             let jws = unwrap_jwe(body.trim().to_string(), keys)?;
-            let claims = verify_with_jwks(&jws, &d.jwks, &SigningAlg::ALL)
-                .ok_or_else(|| UpstreamError::Rejected("userinfo signature".into()))?;
+            let algs = pinned.map_or(SigningAlg::ALL.to_vec(), |a| vec![a]);
+            let claims = match verify_with_jwks(&jws, &d.jwks, &algs) {
+                Some(c) => c,
+                None => verify_with_jwks(&jws, &self.discovered(true).await?.jwks, &algs)
+                    .ok_or_else(|| UpstreamError::Rejected("userinfo signature".into()))?,
+            };
             let aud_ok = match claims.get("aud") {
                 Some(serde_json::Value::String(a)) => *a == self.config.client_id,
                 Some(serde_json::Value::Array(a)) => a.iter().any(|v| *v == *self.config.client_id),

@@ -1,9 +1,12 @@
 //! Rule: eIDAS levels (`acr`). A client asks for levels with `acr_values`, or with the
 //! `claims` parameter's `id_token.acr` (essential), or registers `default_acr_values`; the
-//! lowest known level asked is the minimum. What is returned is what was really reached —
-//! the lower of the aidant's upstream login level and the level the usager logged in with
-//! when giving the mandate — and never below that minimum: otherwise the request fails
-//! (`unmet_authentication_requirements`). Only unknown values asked is the same failure.
+//! lowest known level asked is the minimum, and never below the lowest of the client's
+//! `allowed_acr` (eidas1 when unset): every answer carries an `acr`, as FranceConnect's core
+//! requires of an identity provider (`TokenResultDto`: `acr` required). What is returned is
+//! what was really reached — the lower of the aidant's upstream login level and the level the
+//! usager logged in with when giving the mandate — capped at the highest `allowed_acr`, and
+//! never below that minimum: otherwise `unmet_authentication_requirements`. Asking only
+//! unknown values, or more than the client accepts, fails at once, before any page.
 
 use crate::config::Client;
 use crate::provider::error::{Code, OAuthError};
@@ -34,8 +37,8 @@ pub fn unmet(description: &str) -> OAuthError {
     OAuthError::new(Code::UnmetAuthenticationRequirements, description)
 }
 
-/// The minimum level this request requires, if any.
-pub fn acr(client: &Client, params: &Params) -> Result<Option<u8>, OAuthError> {
+/// The minimum level this request requires (1 to 3).
+pub fn acr(client: &Client, params: &Params) -> Result<u8, OAuthError> {
     let essential: Option<Vec<String>> = params
         .get("claims")
         .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
@@ -60,25 +63,36 @@ pub fn acr(client: &Client, params: &Params) -> Result<Option<u8>, OAuthError> {
     let asked: Vec<String> = match (essential, params.get("acr_values")) {
         (Some(values), _) if !values.is_empty() => values,
         (_, Some(values)) => values.split(' ').map(str::to_string).collect(),
-        _ => match &client.default_acr_values {
-            Some(values) => values.clone(),
-            None => return Ok(None),
-        },
+        _ => client.default_acr_values.clone().unwrap_or_default(),
     };
     let asked: Vec<&str> = asked
         .iter()
         .map(|s| s.as_str())
         .filter(|s| !s.is_empty())
         .collect();
+    let (lowest, highest) = client.acr_range();
     if asked.is_empty() {
-        return Ok(None);
+        return Ok(lowest);
     }
-    asked
+    let min = asked
         .iter()
         .filter_map(|a| level(a))
         .min()
-        .map(Some)
-        .ok_or_else(|| unmet("none of the requested acr values is offered"))
+        .ok_or_else(|| unmet("none of the requested acr values is offered"))?;
+    if min > highest {
+        return Err(unmet(&format!(
+            "this client accepts {} at most",
+            name(highest).unwrap_or_default()
+        )));
+    }
+    Ok(min.max(lowest))
+}
+
+/// The level an answer states: what was `reached`, capped at the client's highest; `None`
+/// if that is below `min` (the request cannot be answered).
+pub fn stated(client: &Client, reached: u8, min: u8) -> Option<&'static str> {
+    let level = reached.min(client.acr_range().1);
+    (level >= min.max(1)).then(|| name(level)).flatten()
 }
 
 #[cfg(test)]
@@ -97,14 +111,15 @@ mod tests {
     #[test]
     fn the_lowest_known_level_asked_is_the_minimum() {
         let p = |q: &str| Params::parse(q.as_bytes()).unwrap();
-        assert_eq!(acr(&client(None), &p("")).unwrap(), None);
+        // Nothing asked: still eidas1, so that every answer states a level.
+        assert_eq!(acr(&client(None), &p("")).unwrap(), 1);
         assert_eq!(
             acr(&client(None), &p("acr_values=eidas2+eidas3")).unwrap(),
-            Some(2)
+            2
         );
         assert_eq!(
             acr(&client(None), &p("acr_values=eidas3+unknown")).unwrap(),
-            Some(3)
+            3
         );
         assert_eq!(
             acr(&client(None), &p("acr_values=urn:unknown"))
@@ -112,12 +127,33 @@ mod tests {
                 .code,
             Code::UnmetAuthenticationRequirements
         );
-        assert_eq!(acr(&client(Some(&["eidas2"])), &p("")).unwrap(), Some(2));
+        assert_eq!(acr(&client(Some(&["eidas2"])), &p("")).unwrap(), 2);
         let claims = r#"claims={"id_token":{"acr":{"essential":true,"values":["eidas3"]}}}"#;
         assert_eq!(
             acr(&client(None), &p(&format!("acr_values=eidas1&{claims}"))).unwrap(),
-            Some(3)
+            3
         );
+    }
+
+    #[test]
+    fn allowed_acr_bounds_what_is_asked_and_what_is_stated() {
+        let p = |q: &str| Params::parse(q.as_bytes()).unwrap();
+        let mut fc = client(None);
+        fc.allowed_acr = Some(vec!["eidas1".into()]);
+        assert_eq!(acr(&fc, &p("acr_values=eidas1")).unwrap(), 1);
+        // FranceConnect registered eidas1 only: eidas2 cannot be answered, said at once.
+        assert_eq!(
+            acr(&fc, &p("acr_values=eidas2")).unwrap_err().code,
+            Code::UnmetAuthenticationRequirements
+        );
+        // Reached more than it accepts: the answer states its highest level.
+        assert_eq!(stated(&fc, 2, 1), Some("eidas1"));
+        let mut high = client(None);
+        high.allowed_acr = Some(vec!["eidas2".into(), "eidas3".into()]);
+        assert_eq!(acr(&high, &p("acr_values=eidas1")).unwrap(), 2);
+        assert_eq!(stated(&high, 1, 2), None);
+        assert_eq!(stated(&high, 3, 2), Some("eidas3"));
+        assert_eq!(stated(&client(None), 0, 1), None);
     }
 
     #[test]

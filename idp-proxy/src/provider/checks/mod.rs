@@ -20,7 +20,7 @@ pub use rep_scope::rep_scope;
 pub use response_type::response_type;
 pub use scope::scope;
 
-use mandate_store::Demarche;
+use mandate_store::{Demarche, Vocabulary};
 
 use crate::config::Client;
 use crate::provider::error::OAuthError;
@@ -32,7 +32,10 @@ pub struct Checked {
     pub code_challenge: Option<String>,
     pub prompt: Prompt,
     pub allowed: Vec<Demarche>,
-    pub acr_min: Option<u8>,
+    /// The vocabulary `rep_scope` answers in.
+    pub vocabulary: Vocabulary,
+    /// The lowest eIDAS level (1 to 3) the answer may carry.
+    pub acr_min: u8,
 }
 
 /// The rules once the redirect URI is known, in order; also run on a pushed request.
@@ -43,11 +46,14 @@ pub fn authorization_request(client: &Client, params: &Params) -> Result<Checked
         }
     }
     response_type(params)?;
+    let (scopes, code_challenge, prompt) = (scope(params)?, pkce(client, params)?, prompt(params)?);
+    let (allowed, vocabulary) = rep_scope(client, params)?;
     Ok(Checked {
-        scopes: scope(params)?,
-        code_challenge: pkce(client, params)?,
-        prompt: prompt(params)?,
-        allowed: rep_scope(client, params)?,
+        scopes,
+        code_challenge,
+        prompt,
+        allowed,
+        vocabulary,
         acr_min: acr(client, params)?,
     })
 }

@@ -12,6 +12,8 @@ use mandate_store::Demarche;
 use serde::Deserialize;
 use url::Url;
 
+mod franceconnect;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: {source}")]
@@ -417,9 +419,18 @@ pub struct UpstreamIdp {
     /// The ID-token claim that names the aidant in the import and provisioning files.
     #[serde(default)]
     pub subject_claim: SubjectClaim,
-    /// How we authenticate at its token endpoint (FranceConnect: client_secret_post).
+    /// How we authenticate at its token endpoint; unset: client_secret_basic
+    /// (`[upstream.franceconnect]`: client_secret_post, the one FranceConnect v2 takes).
     #[serde(default)]
-    pub token_endpoint_auth_method: AuthMethod,
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// The one algorithm its ID tokens may be signed with (ES256, RS256 or PS256); unset: any
+    /// of them, never HS256 or `none` (`[upstream.franceconnect]`: ES256 unless set).
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// Userinfo must be a JWT signed with this algorithm (`[upstream.franceconnect]`: ES256
+    /// unless set); unset: JSON, or a JWT signed with any asymmetric algorithm.
+    #[serde(default)]
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
     /// `acr_values` to ask for; the ID token's `acr` must be one of them.
     #[serde(default)]
     pub acr_values: Option<String>,
@@ -484,6 +495,16 @@ pub struct Client {
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     pub demarches: Vec<Demarche>,
+    /// This client is FranceConnect's core (idp-proxy registered as one of its identity
+    /// providers): `rep_scope` always answers in FranceConnect's `DelegationScope` strings, and
+    /// the way back from every page names FranceConnect.
+    #[serde(default)]
+    pub franceconnect: bool,
+    /// The eIDAS levels this client accepts in `acr` (consecutive, e.g. `["eidas1"]`: what
+    /// FranceConnect registered as the identity provider's `allowedAcr`); unset: all three.
+    /// Every answer carries an `acr` within them, else `unmet_authentication_requirements`.
+    #[serde(default)]
+    pub allowed_acr: Option<Vec<String>>,
     #[serde(default)]
     pub id_token_signed_response_alg: SigningAlg,
     /// ID tokens encrypted to the client's key (A256GCM), signed inside.
@@ -580,6 +601,21 @@ impl Client {
         match hosts.as_slice() {
             [one] => Some(one.clone()),
             _ => None,
+        }
+    }
+
+    /// The lowest and highest eIDAS level (1 to 3) this client accepts (`allowed_acr`).
+    pub fn acr_range(&self) -> (u8, u8) {
+        let levels = self
+            .allowed_acr
+            .iter()
+            .flatten()
+            .filter_map(|a| crate::provider::checks::acr::level(a));
+        let (lo, hi) = levels.fold((3, 1), |(lo, hi), l| (lo.min(l), hi.max(l)));
+        if lo > hi {
+            (1, 3)
+        } else {
+            (lo, hi)
         }
     }
 
@@ -684,6 +720,9 @@ impl Config {
                 source: Box::new(e),
             })?;
         config.source = file.to_path_buf();
+        if let Some(fc) = config.upstream.franceconnect.as_mut() {
+            fc.apply_franceconnect_profile();
+        }
         let base = file.parent().unwrap_or(Path::new("."));
         if config.keys.dir.is_relative() {
             config.keys.dir = base.join(&config.keys.dir);
@@ -1099,8 +1138,9 @@ impl Config {
                     "list the démarches this service provider serves, e.g. [\"argent\"]",
                 ));
             }
+            self.validate_allowed_acr(c, &key)?;
         }
-        Ok(())
+        self.validate_franceconnect_upstream()
     }
 
     /// A client's authentication and keys: what its method needs, and coherent encryption.
@@ -1439,11 +1479,14 @@ demarches = ["argent"]
     #[test]
     fn the_franceconnect_client_example_is_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let example = include_str!("../../config/franceconnect.example.toml");
+        let example = include_str!("../../../config/franceconnect.example.toml");
         let c = Config::load(&write(dir.path(), &format!("{BASE}\n{example}"))).unwrap();
         let fc = c.client("franceconnect").unwrap();
         assert_eq!(fc.token_endpoint_auth_method, ClientAuth::ClientSecretPost);
         assert_eq!(fc.userinfo_signed_response_alg, Some(SigningAlg::ES256));
         assert_eq!(fc.demarches.len(), Demarche::ALL.len());
+        assert!(fc.franceconnect);
+        assert_eq!(fc.acr_range(), (1, 1));
+        assert!(!fc.pkce_required);
     }
 }

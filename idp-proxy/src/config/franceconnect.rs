@@ -1,0 +1,235 @@
+//! What FranceConnect requires of the configuration, in both of idp-proxy's parts: as its
+//! relying party (`[upstream.franceconnect]`, where usagers log in to give a mandate) and as
+//! one of its identity providers (a `[[clients]]` entry with `franceconnect = true`). The rules
+//! come from FranceConnect's source (`../shared/FRANCECONNECT.md` in the steering repo):
+//! `client_secret_post`, asymmetric signatures pinned to the registered algorithm, a signed
+//! userinfo, `acr_values` asked and checked; `allowed_acr` as FranceConnect records it.
+
+use super::{AuthMethod, Client, Config, ConfigError, SigningAlg, UpstreamIdp};
+use crate::provider::checks::acr;
+
+impl UpstreamIdp {
+    /// FranceConnect v2's relying-party defaults for what the section leaves unset.
+    pub(super) fn apply_franceconnect_profile(&mut self) {
+        self.token_endpoint_auth_method
+            .get_or_insert(AuthMethod::ClientSecretPost);
+        self.id_token_signed_response_alg
+            .get_or_insert(SigningAlg::ES256);
+        self.userinfo_signed_response_alg
+            .get_or_insert(SigningAlg::ES256);
+    }
+
+    /// How we authenticate at its token endpoint.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.token_endpoint_auth_method.unwrap_or_default()
+    }
+
+    /// The eIDAS levels its `acr_values` (as `acr_levels` maps them) can reach, highest first.
+    fn highest_level(&self) -> Option<u8> {
+        let values = self.acr_values.as_deref().unwrap_or_default();
+        let asked = values.split(' ').filter(|v| !v.is_empty());
+        let mapped = self.acr_levels.values().map(String::as_str);
+        asked
+            .map(|a| self.acr_levels.get(a).map(String::as_str).unwrap_or(a))
+            .chain(mapped)
+            .filter_map(acr::level)
+            .max()
+    }
+}
+
+impl Config {
+    /// `allowed_acr`: eIDAS levels, consecutive (FranceConnect's `allowedAcr` are).
+    pub(super) fn validate_allowed_acr(
+        &self,
+        c: &Client,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let Some(allowed) = &c.allowed_acr else {
+            return Ok(());
+        };
+        let fix = "list consecutive eIDAS levels, e.g. [\"eidas1\"] or [\"eidas2\", \"eidas3\"]";
+        if let Some(v) = allowed.iter().find(|v| acr::level(v).is_none()) {
+            return Err(self.invalid(
+                &key("allowed_acr"),
+                format!("{v} is not an eIDAS level"),
+                fix,
+            ));
+        }
+        let (lo, hi) = c.acr_range();
+        let holes = (lo..=hi).any(|l| !allowed.iter().any(|a| acr::level(a) == Some(l)));
+        if allowed.is_empty() || holes {
+            return Err(self.invalid(&key("allowed_acr"), "empty or not consecutive", fix));
+        }
+        Ok(())
+    }
+
+    /// `[upstream.franceconnect]` as FranceConnect v2 accepts its relying parties: token
+    /// endpoint authentication `client_secret_post` (`private_key_jwt`, its other method, is
+    /// not offered here), userinfo read (the identity is there only) as a signed JWT, and
+    /// `acr_values` asked, so that the level reached is checked.
+    pub(super) fn validate_franceconnect_upstream(&self) -> Result<(), ConfigError> {
+        let Some(fc) = &self.upstream.franceconnect else {
+            return Ok(());
+        };
+        if fc.auth_method() != AuthMethod::ClientSecretPost {
+            return Err(self.invalid(
+                "upstream.franceconnect.token_endpoint_auth_method",
+                "FranceConnect v2 authenticates relying parties with client_secret_post or private_key_jwt",
+                "set it to \"client_secret_post\" or omit it",
+            ));
+        }
+        if !fc.userinfo {
+            return Err(self.invalid(
+                "upstream.franceconnect.userinfo",
+                "false: FranceConnect gives the identity at userinfo only",
+                "set userinfo = true",
+            ));
+        }
+        let levels = fc.acr_values.as_deref().unwrap_or_default();
+        if levels.split(' ').all(|v| v.is_empty()) {
+            return Err(self.invalid(
+                "upstream.franceconnect.acr_values",
+                "missing: FranceConnect must be asked for a level, and the level returned checked",
+                "set acr_values = \"eidas1\" (FranceConnect) or \"eidas2\" (FranceConnect+)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What is valid but will likely fail at the first request: `config check` prints these,
+    /// `serve` logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let aidant = &self.upstream.aidant;
+        let reachable = aidant.highest_level();
+        let file = self.source.display();
+        self.clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.allowed_acr.is_some())
+            .filter(|(_, c)| reachable.is_none_or(|r| r < c.acr_range().0))
+            .map(|(i, c)| {
+                format!(
+                    "{file}: `clients[{i}].allowed_acr`: {} needs an aidant login at {} or higher, and upstream.aidant has no acr_values or acr_levels reaching it. Fix: ask the aidants' identity provider for that level (acr_values) or map its acr (acr_levels); otherwise every démarche of this client ends with unmet_authentication_requirements",
+                    c.client_id,
+                    acr::name(c.acr_range().0).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+issuer = "http://127.0.0.1:8080"
+[database]
+url = "sqlite://db.sqlite"
+[keys]
+dir = "keys"
+[upstream.aidant]
+issuer = "http://127.0.0.1:9100"
+client_id = "idp-proxy"
+client_secret = "s"
+AIDANT
+[upstream.franceconnect]
+issuer = "http://127.0.0.1:9300/api/v2"
+client_id = "idp-proxy"
+client_secret = "s"
+userinfo = true
+FC
+[[clients]]
+client_id = "franceconnect"
+franceconnect = true
+token_endpoint_auth_method = "client_secret_post"
+client_secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+redirect_uris = ["http://127.0.0.1:9300/api/v2/oidc-callback"]
+demarches = ["argent"]
+CLIENT
+"#;
+
+    fn load(aidant: &str, fc: &str, client: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let body = BASE
+            .replace("AIDANT", aidant)
+            .replace("FC", fc)
+            .replace("CLIENT", client);
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, body).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn the_franceconnect_upstream_gets_its_relying_party_profile() {
+        let c = load("", "acr_values = \"eidas1\"", "").unwrap();
+        let fc = c.upstream.franceconnect.as_ref().unwrap();
+        assert_eq!(fc.auth_method(), AuthMethod::ClientSecretPost);
+        assert_eq!(fc.id_token_signed_response_alg, Some(SigningAlg::ES256));
+        assert_eq!(fc.userinfo_signed_response_alg, Some(SigningAlg::ES256));
+        // The aidants' identity provider keeps the generic defaults.
+        assert_eq!(
+            c.upstream.aidant.auth_method(),
+            AuthMethod::ClientSecretBasic
+        );
+        assert_eq!(c.upstream.aidant.id_token_signed_response_alg, None);
+        let rs = load(
+            "",
+            "acr_values = \"eidas1\"\nid_token_signed_response_alg = \"RS256\"",
+            "",
+        )
+        .unwrap();
+        let fc = rs.upstream.franceconnect.unwrap();
+        assert_eq!(fc.id_token_signed_response_alg, Some(SigningAlg::RS256));
+    }
+
+    #[test]
+    fn the_franceconnect_upstream_must_ask_a_level_and_post_its_secret() {
+        let err = load("", "", "").unwrap_err().to_string();
+        assert!(err.contains("upstream.franceconnect.acr_values"), "{err}");
+        let basic = "acr_values = \"eidas1\"\ntoken_endpoint_auth_method = \"client_secret_basic\"";
+        let err = load("", basic, "").unwrap_err().to_string();
+        assert!(
+            err.contains("upstream.franceconnect.token_endpoint_auth_method"),
+            "{err}"
+        );
+        let hs = "acr_values = \"eidas1\"\nid_token_signed_response_alg = \"HS256\"";
+        assert!(load("", hs, "").is_err(), "HS256 is no algorithm we accept");
+    }
+
+    #[test]
+    fn allowed_acr_is_a_range_of_levels() {
+        let fc = "acr_values = \"eidas1\"";
+        let c = load("", fc, "allowed_acr = [\"eidas2\", \"eidas3\"]").unwrap();
+        assert_eq!(c.clients[0].acr_range(), (2, 3));
+        for bad in ["[\"eidas1\", \"eidas3\"]", "[]", "[\"substantial\"]"] {
+            let err = load("", fc, &format!("allowed_acr = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("clients[0].allowed_acr"), "{bad}: {err}");
+        }
+        assert_eq!(load("", fc, "").unwrap().clients[0].acr_range(), (1, 3));
+    }
+
+    #[test]
+    fn config_check_warns_when_the_aidant_login_cannot_reach_allowed_acr() {
+        let fc = "acr_values = \"eidas1\"";
+        let eidas2 = "allowed_acr = [\"eidas2\"]";
+        let warnings = load("", fc, eidas2).unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("clients[0].allowed_acr"),
+            "{warnings:?}"
+        );
+        assert!(load("acr_values = \"eidas2\"", fc, eidas2)
+            .unwrap()
+            .warnings()
+            .is_empty());
+        let mapped = "[upstream.aidant.acr_levels]\n\"https://idp.example/loa/2\" = \"eidas2\"";
+        assert!(load(mapped, fc, eidas2).unwrap().warnings().is_empty());
+        // No allowed_acr: nothing to warn about.
+        assert!(load("", fc, "").unwrap().warnings().is_empty());
+    }
+}
