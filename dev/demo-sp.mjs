@@ -8,10 +8,17 @@
 //
 //   node dev/demo-sp.mjs   → http://127.0.0.1:9200
 //
+// It can also log in through the development FranceConnect (dev/franceconnect.mjs), as a
+// service behind FranceConnect does: FranceConnect offers idp-proxy as its identity provider
+// "Aidants Connect" and answers with the claims it builds itself (its own sub, the identity,
+// idp_birthdate, idp_id: no `act`).
+//
 // Environment: IDP_PROXY_ISSUER (http://127.0.0.1:8080), DEMO_SP_PORT (9200),
-// DEMO_SP_CLIENT_ID (demo-sp), DEMO_SP_CLIENT_SECRET (demo-sp-secret-change-me).
+// DEMO_SP_CLIENT_ID (demo-sp), DEMO_SP_CLIENT_SECRET (demo-sp-secret-change-me),
+// FRANCECONNECT_ISSUER (http://127.0.0.1:9300/api/v2).
 // idp-proxy's configuration must declare the matching client (redirect URI
-// http://127.0.0.1:9200/callback, post-logout URI http://127.0.0.1:9200/).
+// http://127.0.0.1:9200/callback, post-logout URI http://127.0.0.1:9200/); the development
+// FranceConnect declares the demo service itself (demoServiceProvider()).
 
 import { createServer } from 'node:http';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -33,6 +40,30 @@ const CLIENT = {
   id_token_signed_response_alg: 'ES256',
 };
 const SCOPE = 'openid given_name family_name birthdate gender birthplace birthcountry email preferred_username';
+
+// Through FranceConnect: the demo service registered there (dev/franceconnect.mjs
+// demoServiceProvider()); FranceConnect's own claims, eidas1 asked (FranceConnect requires
+// acr_values).
+const FC_ISSUER = process.env.FRANCECONNECT_ISSUER || 'http://127.0.0.1:9300/api/v2';
+const FC_REDIRECT_URI = `${BASE}/callback-franceconnect`;
+const FC_CLIENT = {
+  client_id: 'demo-sp',
+  client_secret: 'demo-sp-franceconnect-secret-change-me',
+  redirect_uris: [FC_REDIRECT_URI],
+  post_logout_redirect_uris: [POST_LOGOUT_REDIRECT_URI],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_post',
+  id_token_signed_response_alg: 'ES256',
+  // FranceConnect v2 answers userinfo as a signed JWT.
+  userinfo_signed_response_alg: 'ES256',
+};
+const FC_SCOPE = 'openid given_name family_name birthdate gender birthplace birthcountry email preferred_username idp_birthdate idp_id';
+
+// The two ways in: idp-proxy directly, or FranceConnect (which calls idp-proxy).
+const PROVIDERS = {
+  proxy: { issuer: ISSUER, client: CLIENT, redirectUri: REDIRECT_URI, scope: SCOPE, extra: {} },
+  franceconnect: { issuer: FC_ISSUER, client: FC_CLIENT, redirectUri: FC_REDIRECT_URI, scope: FC_SCOPE, extra: { acr_values: 'eidas1' } },
+};
 const FLOW_COOKIE = 'demo_sp_flow';
 const FLOW_TTL_MS = 10 * 60 * 1000;
 
@@ -88,15 +119,16 @@ const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => ({
   '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
 }[c]));
 
-let clientPromise = null;
-function getClient() {
-  // Discovered at first use (idp-proxy may start after this demo), retried after a failure.
-  clientPromise ??= Issuer.discover(ISSUER).then((issuer) => {
-    const client = new issuer.Client(CLIENT);
+const clientPromises = {};
+function getClient(name = 'proxy') {
+  // Discovered at first use (the provider may start after this demo), retried after a failure.
+  const p = PROVIDERS[name];
+  clientPromises[name] ??= Issuer.discover(p.issuer).then((issuer) => {
+    const client = new issuer.Client(p.client);
     client[custom.clock_tolerance] = 5;
     return client;
-  }).catch((err) => { clientPromise = null; err.discovery = true; throw err; });
-  return clientPromise;
+  }).catch((err) => { clientPromises[name] = null; err.discovery = p.issuer; throw err; });
+  return clientPromises[name];
 }
 
 function page(title, body) {
@@ -155,22 +187,32 @@ ${boxes}
 <p><input type="checkbox" name="prompt" value="login" id="prompt-login"> <label for="prompt-login">Demander à l'aidant de se reconnecter (prompt=login)</label></p>
 <button type="submit">Se connecter avec idp-proxy</button>
 </form>
-<p>Fournisseur d'identité : <code>${esc(ISSUER)}</code></p>`));
+<p>Fournisseur d'identité : <code>${esc(ISSUER)}</code></p>
+<h2>Ou, comme un service relié à FranceConnect</h2>
+<p>FranceConnect propose alors « Aidants Connect » (idp-proxy) parmi ses fournisseurs d'identité.
+Le périmètre de démarches de ce service est celui que FranceConnect a enregistré pour lui.
+FranceConnect transmet l'identité de la personne, mais pas le nom de l'aidant.</p>
+<form method="get" action="/login-franceconnect">
+<button type="submit">Se connecter avec FranceConnect</button>
+</form>
+<p>FranceConnect de développement : <code>${esc(FC_ISSUER)}</code></p>`));
 }
 
-async function login(req, res, url) {
-  const client = await getClient();
+async function login(req, res, url, name = 'proxy') {
+  const p = PROVIDERS[name];
+  const client = await getClient(name);
   const state = generators.state();
   const nonce = generators.nonce();
   const codeVerifier = generators.codeVerifier();
   const perimeter = url.searchParams.getAll('rep_scope').filter((d) => d in DEMARCHES);
   const params = {
-    scope: SCOPE,
+    scope: p.scope,
     state,
     nonce,
     code_challenge: generators.codeChallenge(codeVerifier),
     code_challenge_method: 'S256',
-    redirect_uri: REDIRECT_URI,
+    redirect_uri: p.redirectUri,
+    ...p.extra,
   };
   if (perimeter.length) {
     params.claims = JSON.stringify({ id_token: { rep_scope: { essential: true, values: perimeter } } });
@@ -178,7 +220,7 @@ async function login(req, res, url) {
   if (url.searchParams.get('prompt') === 'login') params.prompt = 'login';
   const now = Date.now();
   for (const [k, f] of flows) if (f.expires < now) flows.delete(k);
-  flows.set(state, { nonce, codeVerifier, expires: now + FLOW_TTL_MS });
+  flows.set(state, { nonce, codeVerifier, provider: name, expires: now + FLOW_TTL_MS });
   res.writeHead(303, {
     Location: client.authorizationUrl(params),
     'Set-Cookie': `${FLOW_COOKIE}=${sign(state)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${FLOW_TTL_MS / 1000}`,
@@ -199,11 +241,13 @@ ${extra}
 
 const json = (value) => esc(JSON.stringify(value, null, 2));
 
-async function callback(req, res, url) {
-  const client = await getClient();
+async function callback(req, res, url, name = 'proxy') {
+  const p = PROVIDERS[name];
+  const client = await getClient(name);
   const params = client.callbackParams(req);
   const cookieState = unsign(cookies(req)[FLOW_COOKIE]);
-  const flow = params.state && params.state === cookieState ? flows.get(params.state) : undefined;
+  const started = params.state && params.state === cookieState ? flows.get(params.state) : undefined;
+  const flow = started?.provider === name ? started : undefined;
   if (params.state) flows.delete(params.state);
   const clear = { 'Set-Cookie': `${FLOW_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` };
 
@@ -221,7 +265,7 @@ async function callback(req, res, url) {
 
   let tokenSet;
   try {
-    tokenSet = await client.callback(REDIRECT_URI, params, {
+    tokenSet = await client.callback(p.redirectUri, params, {
       state: cookieState,
       nonce: flow.nonce,
       code_verifier: flow.codeVerifier,
@@ -245,6 +289,10 @@ async function callback(req, res, url) {
     userinfoError = err;
   }
 
+  if (name === 'franceconnect') {
+    res.setHeader('Set-Cookie', clear['Set-Cookie']);
+    return shownFromFranceConnect(res, client, tokenSet, claims, userinfo, userinfoError);
+  }
   const act = claims.act || {};
   const org = act.organisation || {};
   const mandate = claims.mandate || {};
@@ -300,6 +348,49 @@ ${identity.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('\n')}
 ${userinfoError ? `<p class="erreur" role="alert">Échec de l'appel à userinfo : ${esc(userinfoError.message)}</p>` : `<pre>${json(userinfo)}</pre>`}`));
 }
 
+/** What a service behind FranceConnect receives: FranceConnect's claims, no aidant. */
+function shownFromFranceConnect(res, client, tokenSet, claims, userinfo, userinfoError) {
+  const who = userinfo || claims;
+  const logoutUrl = client.endSessionUrl({
+    id_token_hint: tokenSet.id_token,
+    post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI,
+    state: generators.state(),
+  });
+  const identity = [
+    ['Prénom(s)', who.given_name],
+    ['Nom', who.family_name],
+    ['Date de naissance', who.birthdate],
+    ['Date de naissance chez le fournisseur d\'identité (idp_birthdate)', who.idp_birthdate],
+    ['Sexe', who.gender === 'male' ? 'masculin' : who.gender === 'female' ? 'féminin' : who.gender],
+    ['Lieu de naissance (code INSEE)', who.birthplace],
+    ['Pays de naissance (code INSEE)', who.birthcountry],
+    ['Courriel', who.email],
+    ['Nom d\'usage', who.preferred_username],
+    ['Identifiant FranceConnect (sub)', who.sub],
+    ['Fournisseur d\'identité (idp_id)', who.idp_id],
+  ].filter(([, v]) => v !== undefined && v !== null);
+  send(res, 200, page('Connecté avec FranceConnect', `
+<section class="demo" aria-labelledby="fc-titre">
+<h2 id="fc-titre" style="margin:0;font-size:inherit">Connecté avec FranceConnect</h2>
+<p style="margin:.5rem 0 0">FranceConnect transmet sa propre identité de la personne. Le nom de
+l'aidant (act) et le mandat ne lui parviennent pas : pour les recevoir, un service se relie
+directement à idp-proxy. FranceConnect garde la démarche (rep_scope) dans son propre suivi.</p>
+</section>
+
+<h2>Personne accompagnée</h2>
+<dl>
+${identity.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('\n')}
+</dl>
+
+<p><a class="bouton" href="${esc(logoutUrl)}">Se déconnecter</a></p>
+
+<h2>Jeton d'identité (ID token) de FranceConnect, décodé</h2>
+<pre>${json(decodeJwt(tokenSet.id_token))}</pre>
+
+<h2>Réponse de userinfo</h2>
+${userinfoError ? `<p class="erreur" role="alert">Échec de l'appel à userinfo : ${esc(userinfoError.message)}</p>` : `<pre>${json(userinfo)}</pre>`}`));
+}
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, BASE);
   try {
@@ -312,13 +403,15 @@ const server = createServer(async (req, res) => {
     }
     if (url.pathname === '/login') return await login(req, res, url);
     if (url.pathname === '/callback') return await callback(req, res, url);
+    if (url.pathname === '/login-franceconnect') return await login(req, res, new URL(BASE), 'franceconnect');
+    if (url.pathname === '/callback-franceconnect') return await callback(req, res, url, 'franceconnect');
     return errorPage(res, 404, 'Page introuvable', 'Cette adresse n\'existe pas sur le service de démonstration.');
   } catch (err) {
     console.error('demo-sp:', err);
     if (res.headersSent) return res.end();
-    const unreachable = Boolean(err.discovery);
-    return errorPage(res, 502, unreachable ? 'idp-proxy injoignable' : 'Erreur du service de démonstration',
-      unreachable ? `Le fournisseur d'identité ${ISSUER} ne répond pas. Est-il démarré ?` : 'Une erreur inattendue est survenue.',
+    const unreachable = err.discovery;
+    return errorPage(res, 502, unreachable ? 'Fournisseur d\'identité injoignable' : 'Erreur du service de démonstration',
+      unreachable ? `Le fournisseur d'identité ${unreachable} ne répond pas. Est-il démarré ?` : 'Une erreur inattendue est survenue.',
       `<p><code>${esc(err.message)}</code></p>`);
   }
 });

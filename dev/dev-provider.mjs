@@ -90,7 +90,7 @@ function merge(base, over) {
   return out;
 }
 
-const INTERACTION_PATH = /^\/interaction\/([^/]+)(?:\/(login|abort))?\/?$/;
+const INTERACTION_PATH = /^\/interaction\/([^/]+)(?:\/([a-z]+))?\/?$/;
 
 /**
  * Starts a development OpenID provider: HTTP server, login pages and oidc-provider.
@@ -114,7 +114,10 @@ const INTERACTION_PATH = /^\/interaction\/([^/]+)(?:\/(login|abort))?\/?$/;
  *   - title: the login page's title and heading;
  *   - choose: the sentence asking to choose an account;
  *   - account(a) → { name, note }: a button's text and the text next to it;
- *   - moreForms(formAction) → HTML placed between the accounts and "cancel" ('' for none);
+ *   - moreForms(formAction, { uid, params }) → HTML placed between the accounts and "cancel"
+ *     ('' for none);
+ *   - actions: more POST actions of the login page, { name: async ({ req, res, uid, details }) }
+ *     at /interaction/:uid/<name> (optional);
  *   - cancelLabel: text of the cancel button;
  *   - acceptSub(sub) → the account id to log in, or null (then a 400 page titled rejectedTitle);
  *   - rejectedTitle;
@@ -125,11 +128,13 @@ const INTERACTION_PATH = /^\/interaction\/([^/]+)(?:\/(login|abort))?\/?$/;
  *   common one (plain objects key by key: features, cookies, ttl...)
  * @param {(provider: Provider) => void} [o.setup] called right after the Provider is created
  *   (middlewares)
+ * @param {(req, res, url: URL) => Promise<boolean>} [o.routes] more routes, tried first (also
+ *   under the issuer's path); true when handled
  * @returns {Promise<{issuer:string, port:number, provider:Provider, close():Promise<void>}>}
  */
 export async function startDevProvider({
   name, banner, opName, page, port, host, issuer, mountAtIssuerPath = false, clients, accounts,
-  accountsLabel, cookieKeys, trustProxyEnv, quiet = false, login, configuration, setup,
+  accountsLabel, cookieKeys, trustProxyEnv, quiet = false, login, configuration, setup, routes,
 }) {
   let provider; // set once the port (hence the issuer) is known
   let mountPath = '';
@@ -147,6 +152,7 @@ export async function startDevProvider({
 
   async function handle(req, res) {
     const url = new URL(req.url, 'http://placeholder');
+    if (routes && await routes(req, res, url)) return undefined;
 
     // The OIDC endpoints, under the issuer's path (oidc-provider derives its mount path from
     // req.originalUrl).
@@ -224,7 +230,7 @@ ${login.choose} Aucun mot de passe n'est demandé.</p>
 ${buttons}
 </ul>
 </form>
-${login.moreForms(formAction)}<form method="post" action="/interaction/${escapeHtml(encodeURIComponent(uid))}/abort">
+${login.moreForms(formAction, { uid, params })}<form method="post" action="/interaction/${escapeHtml(encodeURIComponent(uid))}/abort">
 <button type="submit">${login.cancelLabel}</button>
 </form>`));
     }
@@ -238,6 +244,9 @@ ${login.moreForms(formAction)}<form method="post" action="/interaction/${escapeH
       }
       return finish(sub);
     }
+
+    const extra = action && login.actions?.[action];
+    if (req.method === 'POST' && extra) return extra({ req, res, uid, details });
 
     if (req.method === 'POST' && action === 'abort') {
       if (login.readCancelForm) await readForm(req);

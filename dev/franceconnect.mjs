@@ -19,6 +19,13 @@
 //   - RP-initiated logout straight back to the registered post_logout_redirect_uri (no
 //     confirmation page).
 //
+// And like FranceConnect's core toward its identity providers (dev/franceconnect-core.mjs):
+// its login page also offers the registered identity providers (`identityProviders`, e.g.
+// idp-proxy as "Aidants Connect"); a person logged in there reaches the service provider with
+// the claims FranceConnect builds (its own sub, the pivot identity, idp_birthdate, email,
+// preferred_username, idp_id), and the service provider's `rep_scope` (client metadata here,
+// FranceConnect's SP registration there) is the perimeter asked of Aidants Connect.
+//
 //   node dev/franceconnect.mjs   → http://127.0.0.1:9300/api/v2 with the demo usagers below
 //   import { startFranceConnect } from "./franceconnect.mjs"  → one instance per test, any port
 //
@@ -31,6 +38,7 @@ import { errors } from 'oidc-provider';
 import {
   COOKIE_OPTIONS, isMain, makePage, serveUntilSignal, startDevProvider,
 } from './dev-provider.mjs';
+import { createCore } from './franceconnect-core.mjs';
 
 const BANNER = 'DEVELOPMENT FRANCECONNECT — never use in production';
 
@@ -68,10 +76,17 @@ export const DEMO_USAGERS = Object.freeze([
     sub: 'fc-jean-pierre', given_name: 'Jean-Pierre Louis', family_name: 'LEGRAND', birthdate: '1975-11-30', gender: 'male',
     birthplace: '69123', birthcountry: '99100', email: 'jean-pierre.legrand@example.org',
   }),
+  Object.freeze({
+    // A presumed birth date: his identity provider knows only the year (idp_birthdate
+    // 1958-00-00); the RNIPP completes it with 01 (rnipp-response-parser.service.ts), the
+    // `birthdate` FranceConnect gives. Born abroad (Mali), no email at FranceConnect.
+    sub: 'fc-moussa', given_name: 'Moussa', family_name: 'KEITA', birthdate: '1958-01-01', idp_birthdate: '1958-00-00',
+    gender: 'male', birthcountry: '99335',
+  }),
 ]);
 
 const PIVOT_CLAIMS = ['given_name', 'family_name', 'birthdate', 'gender', 'birthplace', 'birthcountry'];
-const USAGER_CLAIMS = [...PIVOT_CLAIMS, 'email', 'preferred_username'];
+const USAGER_CLAIMS = [...PIVOT_CLAIMS, 'email', 'preferred_username', 'idp_birthdate', 'idp_id'];
 
 /**
  * The development client idp-proxy uses when `node dev/franceconnect.mjs` runs: signed and
@@ -113,9 +128,10 @@ function describe(a) {
 // RP-initiated logout like FranceConnect: no confirmation page. The session (if any) is ended
 // at once, the grants and their tokens revoked, and the browser sent back to the (already
 // validated) post_logout_redirect_uri with `state`.
-async function endSessionAtOnce(ctx) {
+async function endSessionAtOnce(ctx, core) {
   const { provider, session } = ctx.oidc;
   const { state } = session;
+  const { accountId } = session;
   await Promise.all(Object.values(session.authorizations || {}).map(async ({ grantId }) => {
     if (!grantId) return;
     await Promise.all([
@@ -128,13 +144,14 @@ async function endSessionAtOnce(ctx) {
   await session.destroy();
   ctx.oidc.cookies.set(provider.cookieName('session'), null, COOKIE_OPTIONS);
   ctx.status = 303;
+  let target = ctx.oidc.urlFor('end_session_success');
   if (state?.postLogoutRedirectUri) {
-    const target = new URL(state.postLogoutRedirectUri);
-    if (state.state != null) target.searchParams.set('state', state.state);
-    ctx.redirect(target.href);
-  } else {
-    ctx.redirect(ctx.oidc.urlFor('end_session_success'));
+    const url = new URL(state.postLogoutRedirectUri);
+    if (state.state != null) url.searchParams.set('state', state.state);
+    target = url.href;
   }
+  // Logged in at an identity provider (idp-proxy): its logout first, then back here and on.
+  ctx.redirect((accountId && await core?.idpLogout(accountId, target)) || target);
 }
 
 /**
@@ -148,13 +165,17 @@ async function endSessionAtOnce(ctx) {
  *   metadata defaults to: token_endpoint_auth_method client_secret_post, ID token and userinfo
  *   signed ES256, no encryption (add the *_encrypted_response_* metadata and a jwks_uri for it).
  * @param {object[]} [options.accounts=DEMO_USAGERS]
+ * @param {object[]} [options.identityProviders=[]] identity providers FranceConnect's page offers
+ *   (see franceconnect-core.mjs `createCore`, and `aidantsConnect()` below). A client's
+ *   `rep_scope` (array of DelegationScope strings) is its perimeter for Aidants Connect.
  * @param {boolean} [options.quiet=false] no banner (tests)
  * @param {object} [options.misbehave] TESTS ONLY: makes this FranceConnect misbehave, so that
  *   the relying party's checks can be tested end to end. The object is kept (and returned as
  *   `misbehave`): a test may change it at run time and must switch it back off afterwards.
  *   - `idTokenNonce` (string): every ID token issued carries this `nonce` instead of the one of
  *     the authorization request.
- * @returns {Promise<{issuer:string, port:number, provider:Provider, misbehave:object, close():Promise<void>}>}
+ * @returns {Promise<{issuer:string, port:number, provider:Provider, misbehave:object, events:object[],
+ *   close():Promise<void>}>} `events`: what the core did toward identity providers, in order.
  */
 export async function startFranceConnect({
   port = 9300,
@@ -164,8 +185,14 @@ export async function startFranceConnect({
   accounts = DEMO_USAGERS,
   quiet = false,
   misbehave = {},
+  identityProviders = [],
 } = {}) {
   const byId = new Map(accounts.map((a) => [a.sub, a]));
+  // FranceConnect keeps each SP's perimeter in its registration; oidc-provider gets the rest.
+  const repScopes = new Map(clients.map((c) => [c.client_id, c.rep_scope]));
+  clients = clients.map(({ rep_scope: _, ...metadata }) => metadata);
+  let provider;
+  let core;
   const fc = await startDevProvider({
     name: 'franceconnect',
     banner: BANNER,
@@ -185,7 +212,8 @@ export async function startFranceConnect({
       title: 'FranceConnect (développement) — Connexion de la personne accompagnée',
       choose: 'Choisissez la personne accompagnée qui se connecte.',
       account: (a) => ({ name: `${a.given_name} ${a.family_name}`, note: `${describe(a)} — ${a.sub}` }),
-      moreForms: () => '',
+      moreForms: (_action, { uid, params }) => core.buttons(uid, params),
+      actions: { idp: (o) => core.redirectToIdp(o) },
       cancelLabel: 'Annuler',
       acceptSub: (sub) => (byId.has(sub) ? sub : null), // only the demo usagers
       rejectedTitle: 'Personne inconnue',
@@ -204,6 +232,8 @@ export async function startFranceConnect({
       },
       jwks: { keys: DEV_KEYS },
       async findAccount(ctx, id) {
+        const federated = core.account(id);
+        if (federated) return { accountId: id, async claims() { return federated; } };
         const a = byId.get(id);
         if (!a) return undefined;
         return {
@@ -213,6 +243,8 @@ export async function startFranceConnect({
             for (const name of USAGER_CLAIMS) {
               if (a[name] !== undefined && a[name] !== null && a[name] !== '') claims[name] = a[name];
             }
+            // The identity provider's own birthdate, as FranceConnect passes it on.
+            claims.idp_birthdate ??= a.birthdate;
             return claims;
           },
         };
@@ -232,6 +264,8 @@ export async function startFranceConnect({
         birthcountry: ['birthcountry'],
         email: ['email'],
         preferred_username: ['preferred_username'],
+        idp_birthdate: ['idp_birthdate'],
+        idp_id: ['idp_id'],
         profile: ['given_name', 'family_name', 'birthdate', 'gender', 'preferred_username'],
         birth: ['birthplace', 'birthcountry'],
         identite_pivot: PIVOT_CLAIMS,
@@ -271,7 +305,7 @@ export async function startFranceConnect({
         jwtUserinfo: { enabled: true },
         pushedAuthorizationRequests: { enabled: false },
         // Like FranceConnect: no confirmation page (see endSessionAtOnce).
-        rpInitiatedLogout: { logoutSource: endSessionAtOnce },
+        rpInitiatedLogout: { logoutSource: (ctx) => endSessionAtOnce(ctx, core) },
       },
       // Own cookie names: in a real browser, cookies are per host, not per port, and the dev
       // aidant IdP (dev/upstream.mjs) also runs on 127.0.0.1 with oidc-provider's default names.
@@ -280,7 +314,17 @@ export async function startFranceConnect({
       },
       ttl: { Session: 3600, Grant: 3600 },
     },
-    setup(provider) {
+    routes: (req, res, url) => core.route(req, res, url),
+    setup(created) {
+      provider = created;
+      core = createCore({
+        provider: () => provider,
+        page,
+        base: provider.issuer,
+        identityProviders,
+        repScopeOf: async (clientId) => repScopes.get(clientId),
+        quiet,
+      });
       // TESTS ONLY (options.misbehave): a wrong nonce in the ID token. The authorization code
       // grant sets `nonce` before issue(), so it is overridden here, at the last moment.
       const { issue } = provider.IdToken.prototype;
@@ -293,7 +337,7 @@ export async function startFranceConnect({
       provider.use(async (ctx, next) => {
         await next();
         if (ctx.oidc?.route === 'end_session' && ctx.status === 200 && ctx.oidc.session && !ctx.oidc.session.accountId) {
-          await endSessionAtOnce(ctx);
+          await endSessionAtOnce(ctx, core);
         }
       });
       // oidc-provider accepts client_secret_basic and client_secret_post interchangeably. Be as
@@ -321,13 +365,54 @@ export async function startFranceConnect({
       });
     },
   });
-  return { ...fc, misbehave };
+  return { ...fc, misbehave, events: core.events };
+}
+
+/**
+ * idp-proxy registered as FranceConnect's identity provider "Aidants Connect", as FranceConnect
+ * records it (S1 `docker/volumes/mongo-fcp-low/scripts/db-states/_default/idp.js`, "aidants-
+ * connect-mock": allowedAcr eidas1, client_secret_post, the aidants-connect feature handlers),
+ * with discovery and ES256 instead of the mock's static URLs and HS256.
+ */
+export function aidantsConnect({ issuer, clientID = 'franceconnect', client_secret = 'dev-franceconnect-idp-secret-change-me', allowedAcr = ['eidas1'] }) {
+  return {
+    uid: 'aidants-connect',
+    title: 'Aidants Connect',
+    discoveryUrl: `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`,
+    clientID,
+    client_secret,
+    allowedAcr,
+    aidantsConnect: true,
+    id_token_signed_response_alg: 'ES256',
+    userinfo_signed_response_alg: 'ES256',
+  };
+}
+
+/**
+ * The demo service provider (dev/demo-sp.mjs) as a service provider of FranceConnect, its
+ * perimeter for Aidants Connect in FranceConnect's DelegationScope strings.
+ */
+export function demoServiceProvider(demoSpUrl = 'http://127.0.0.1:9200') {
+  const base = demoSpUrl.replace(/\/+$/, '');
+  return {
+    client_id: 'demo-sp',
+    client_name: 'Service en ligne de démonstration',
+    client_secret: 'demo-sp-franceconnect-secret-change-me',
+    redirect_uris: [`${base}/callback-franceconnect`],
+    post_logout_redirect_uris: [`${base}/`],
+    token_endpoint_auth_method: 'client_secret_post',
+    id_token_signed_response_alg: 'ES256',
+    userinfo_signed_response_alg: 'ES256',
+    rep_scope: ['Argent-Impots-Consommation', 'Social-Santé', 'Famille-Scolarité', 'Logement', 'Travail-Formation'],
+  };
 }
 
 if (isMain(import.meta.url)) {
+  const idpProxyUrl = process.env.IDP_PROXY_URL || 'http://127.0.0.1:8080';
   await serveUntilSignal('franceconnect', startFranceConnect({
     port: Number(process.env.FRANCECONNECT_PORT || 9300),
     issuer: process.env.FRANCECONNECT_ISSUER || undefined,
-    clients: defaultClients(process.env.IDP_PROXY_URL || 'http://127.0.0.1:8080'),
+    clients: [...defaultClients(idpProxyUrl), demoServiceProvider(process.env.DEMO_SP_URL || undefined)],
+    identityProviders: [aidantsConnect({ issuer: idpProxyUrl })],
   }));
 }

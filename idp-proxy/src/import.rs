@@ -110,7 +110,8 @@ struct Mandate {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     revoked: bool,
-    /// The eIDAS level (`eidas1`…) the usager logged in with when giving it, if known.
+    /// The eIDAS level (`eidas1`…) the usager logged in with when giving it, if known; unset
+    /// counts as eidas1 (a mandate is always given after a FranceConnect login).
     #[serde(default)]
     consent_acr: Option<String>,
 }

@@ -773,6 +773,47 @@ describe('the demo (README first command) in a real browser', () => {
     }
   });
 
+  it('walks the FranceConnect path: the demo service through the development FranceConnect to idp-proxy, and back', async () => {
+    // README step 4: « Se connecter avec FranceConnect », Aidants Connect at FranceConnect, the
+    // choice at idp-proxy (its way back names FranceConnect), FranceConnect's claims at the
+    // service, no act. JavaScript disabled, as in a locked-down public computer.
+    const s = await browser({ javascript: false });
+    try {
+      await step(s, 'the way back from the choice page returns to FranceConnect', async () => {
+        await s.go(`${SP}/`);
+        await s.click(await s.find('form[action="/login-franceconnect"] button'));
+        await waitUrl(s, `${FC}/interaction/`, 'the development FranceConnect');
+        await s.click(await s.find('form[action$="/idp"] button'));
+        await idpLogin(s, { keyboard: false });
+        await waitUrl(s, `${PROXY}/interaction/`, 'the choice page');
+        const text = await ourPage(s, { title: 'Choisir la personne accompagnée', h1: 'Pour qui faites-vous cette démarche ?', controls: true });
+        assert.ok(text.includes('Service demandeur : FranceConnect'), text.slice(0, 300));
+        const back = await s.find('form[action$="/annuler"] button');
+        assert.equal(squash(await s.text(back)), 'Annuler et revenir sur FranceConnect');
+        await s.click(back);
+        // FranceConnect hears access_denied with its state and shows its choice again.
+        await waitUrl(s, `${FC}/interaction/`, 'FranceConnect again, after the way back');
+      });
+      await step(s, 'a démarche through FranceConnect reaches the service without act', async () => {
+        await s.click(await s.find('form[action$="/idp"] button'));
+        await idpLogin(s, { keyboard: false });
+        await waitUrl(s, `${PROXY}/interaction/`, 'the choice page');
+        const michel = (await s.findAll('input[name="choice"]'))[0];
+        await s.click(michel);
+        await s.click(await s.find('input[name="certify"]'));
+        await s.click(await s.find('form[action^="/interaction/"]:not([action$="/annuler"]) button[type="submit"]'));
+        await waitUrl(s, `${SP}/callback-franceconnect`, 'the demo service, through FranceConnect', 20_000);
+        const text = squash(await s.bodyText());
+        assert.match(text, /Connecté avec FranceConnect/);
+        assert.match(text, /Michel/);
+        assert.match(text, /aidants-connect/, 'idp_id names Aidants Connect');
+        assert.doesNotMatch(text, /"act"/, 'act does not reach a service behind FranceConnect');
+      });
+    } finally {
+      await close(s);
+    }
+  });
+
   it('the demo data\'s usager, Michel DUPONT, sees his imported mandate in his space', async () => {
     // config/demo-data.toml gives Michel a mandate to the Centre social des Acacias; a newcomer
     // who logs in as Michel at the development FranceConnect expects to find it there.

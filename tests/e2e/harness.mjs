@@ -14,7 +14,7 @@
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -423,17 +423,43 @@ async function waitForDiscovery(issuer, child, stderrRef, timeoutMs = 20_000) {
 }
 
 /**
+ * The [[clients]] entry of FranceConnect at idp-proxy: config/franceconnect.example.toml as it
+ * ships, with the development FranceConnect's URLs (`fcIssuer`, its /api/v2 base) for the real
+ * one's and the SHA-256 of `secret`.
+ */
+export function franceConnectClientToml(fcIssuer, secret) {
+  const example = readFileSync(join(REPO_ROOT, 'config', 'franceconnect.example.toml'), 'utf8');
+  return example
+    .replaceAll('https://oidc.franceconnect.gouv.fr/api/v2', fcIssuer)
+    .replace(/client_secret_sha256 = "0{64}"/, `client_secret_sha256 = "${sha256hex(secret)}"`);
+}
+
+/**
  * Starts an upstream IdP and an idp-proxy wired to each other.
- * @returns {Promise<{proxy, upstream, stop()}>}
+ * `franceconnect`: true, the development FranceConnect where usagers log in to give mandates;
+ * or { serviceProviders } to also register idp-proxy there as the identity provider "Aidants
+ * Connect" for these service providers (clients of FranceConnect, each with its `rep_scope`),
+ * and FranceConnect at idp-proxy with config/franceconnect.example.toml.
+ * @returns {Promise<{proxy, upstream, franceconnect, stop()}>}
  */
 export async function startWorld({ clients, importToml, upstreamAccounts, database, config, franceconnect } = {}) {
   assertBinary();
   const port = await freePort();
+  const proxyUrl = `http://127.0.0.1:${port}`;
   // The development FranceConnect (v2: signed then encrypted ID token and userinfo), when asked.
   let fc = null;
+  let extraToml = '';
   if (franceconnect) {
-    const { startFranceConnect, defaultClients } = await import('../../dev/franceconnect.mjs');
-    fc = await startFranceConnect({ port: 0, quiet: !VERBOSE, clients: defaultClients(`http://127.0.0.1:${port}`) });
+    const { startFranceConnect, defaultClients, aidantsConnect } = await import('../../dev/franceconnect.mjs');
+    const { serviceProviders } = franceconnect === true ? {} : franceconnect;
+    const secret = 'franceconnect-idp-secret-for-e2e-tests';
+    fc = await startFranceConnect({
+      port: 0,
+      quiet: !VERBOSE,
+      clients: [...defaultClients(proxyUrl), ...(serviceProviders ?? [])],
+      identityProviders: serviceProviders ? [aidantsConnect({ issuer: proxyUrl, client_secret: secret })] : [],
+    });
+    if (serviceProviders) extraToml = franceConnectClientToml(fc.issuer, secret);
     config = {
       ...config,
       'upstream.franceconnect': {
@@ -463,7 +489,7 @@ export async function startWorld({ clients, importToml, upstreamAccounts, databa
   });
   let proxy;
   try {
-    proxy = await startProxy({ port, clients, upstreamIssuer: upstream.issuer, importToml, database, config });
+    proxy = await startProxy({ port, clients, upstreamIssuer: upstream.issuer, importToml, database, config, extraToml });
   } catch (err) {
     await upstream.close();
     await fc?.close();
@@ -491,8 +517,9 @@ export async function startWorld({ clients, importToml, upstreamAccounts, databa
  *   PostgreSQL database when E2E_DATABASE_URL is set)
  * @param {number} [o.port] (default: a free port)
  * @param {object} [o.config] extra/overriding tables, e.g. { tokens: { code_ttl_secs: 5 } }
+ * @param {string} [o.extraToml] TOML appended to the config as it is ([[clients]] blocks)
  */
-export async function startProxy({ clients, upstreamIssuer, importToml, database, port, config = {} }) {
+export async function startProxy({ clients, upstreamIssuer, importToml, database, port, config = {}, extraToml = '' }) {
   assertBinary();
   port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'idp-proxy-e2e-'));
@@ -531,7 +558,7 @@ export async function startProxy({ clients, upstreamIssuer, importToml, database
     cfg[k] = v && typeof v === 'object' && !Array.isArray(v) ? { ...cfg[k], ...v } : v;
   }
   cfg.clients = clients.map(clientToml);
-  writeFileSync(configPath, toToml(cfg));
+  writeFileSync(configPath, `${toToml(cfg)}\n${extraToml}`);
 
   const cleanup = async () => {
     if (pg) await pg.drop();

@@ -214,6 +214,16 @@ pub async fn callback(
     };
     let cookie = tokens::random();
     session::save(&app, &cookie, &session).await?;
+    // The authorization that asked `prompt=login` has its fresh login now.
+    if let Some((id, mut ix)) = interaction_of(&app, &login.then, &session.browser).await {
+        if ix.force_login {
+            ix.force_login = false;
+            let ttl = interaction_storage_ttl(&app.config.session);
+            app.ephemeral
+                .put_json(&interaction_key(&id), &ix, ttl)
+                .await?;
+        }
+    }
 
     let entry = NewJournalEntry {
         action: JournalAction::AidantLogin.into(),

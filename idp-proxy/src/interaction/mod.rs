@@ -465,7 +465,9 @@ pub(crate) async fn issue_code(
         claims: ix.claims.clone(),
         issued_at: 0,
     };
-    let use_ = delegation.as_use(Some(acr::at_least(min)));
+    // A mandate is always given after the usager's FranceConnect login: one without a recorded
+    // level (imported from an older system) counts as eidas1, and is checked only above it.
+    let use_ = delegation.as_use((min > 1).then(|| acr::at_least(min)));
     let now = app.now();
     let checked = {
         let use_ = use_.clone();
@@ -482,7 +484,7 @@ pub(crate) async fn issue_code(
         .consent_acr
         .as_deref()
         .and_then(acr::level)
-        .unwrap_or(0);
+        .unwrap_or(1);
     delegation.acr = acr::stated(client, session_level.min(consent_level), min)
         .ok_or_else(|| unmet("the mandate's consent"))?
         .to_string();
@@ -530,5 +532,33 @@ pub(crate) fn return_to(app: &App, ix: &Interaction) -> ReturnTo {
         redirect_uri: ix.redirect_uri.clone(),
         state: ix.state.clone(),
         issuer: app.issuer().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::born;
+
+    fn person(birthdate: &str, gender: &str) -> mandate_store::Identity {
+        mandate_store::Identity {
+            given_name: "Moussa".into(),
+            family_name: "KEITA".into(),
+            birthdate: birthdate.into(),
+            gender: gender.into(),
+            birthplace: None,
+            birthcountry: "99335".into(),
+            email: None,
+            preferred_username: None,
+        }
+    }
+
+    #[test]
+    fn a_birth_date_reads_as_far_as_it_is_known() {
+        assert_eq!(born(&person("1962-08-24", "male")), "né le 24/08/1962");
+        assert_eq!(born(&person("1951-02-03", "female")), "née le 03/02/1951");
+        // Presumed dates, as FranceConnect's identity providers give them.
+        assert_eq!(born(&person("1962-08-00", "female")), "née en août 1962");
+        assert_eq!(born(&person("1958-00-00", "male")), "né en 1958");
+        assert_eq!(born(&person("1990-01-15", "unspecified")), "né(e) le 15/01/1990");
     }
 }

@@ -17,7 +17,7 @@ pub struct ErrorPage {
     pub message: String,
     pub advice: String,
     /// During an authorization: the form that sends the aidant back to the client.
-    pub way_back: Option<WayBack>,
+    pub way_back: Option<Box<WayBack>>,
 }
 
 /// A button that ends an authorization and goes back to its client (`abandon.rs`).
@@ -44,7 +44,7 @@ impl ErrorPage {
     /// The same page, with a way back to the client of the authorization under way.
     pub fn with_way_back(self, way_back: WayBack) -> Self {
         ErrorPage {
-            way_back: Some(way_back),
+            way_back: Some(Box::new(way_back)),
             ..self
         }
     }

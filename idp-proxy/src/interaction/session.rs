@@ -28,13 +28,13 @@ pub async fn current(
 }
 
 /// Whether the session may serve this interaction without a new upstream login: not idle
-/// too long, young enough for `max_age`, and newer than the request if it asked `prompt=login`.
+/// too long, young enough for `max_age`, and, if the request asked `prompt=login`, opened by
+/// the login made for it (the login callback then clears `force_login`: FranceConnect's core
+/// asks `prompt=login` every time, and two of its requests may come within the same second).
 pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, now: i64) -> bool {
     let idle = now - s.last_seen > app.config.session.idle_timeout_secs as i64;
     let too_old = ix.max_age.is_some_and(|m| now - s.auth_time > m);
-    // A session opened after the request came through a login that asked `prompt=login`.
-    let login_asked = ix.force_login && s.created_at < ix.created_at;
-    !(idle || too_old || login_asked)
+    !(idle || too_old || ix.force_login)
 }
 
 /// Whether the session may act now: not idle longer than the configured limit.
