@@ -174,6 +174,8 @@ async function endSessionAtOnce(ctx, core) {
  *   `misbehave`): a test may change it at run time and must switch it back off afterwards.
  *   - `idTokenNonce` (string): every ID token issued carries this `nonce` instead of the one of
  *     the authorization request.
+ *   - `userinfoJson` (true): userinfo answers the account's claims as plain JSON, unsigned,
+ *     whatever the client registered (FranceConnect v2 always signs it).
  * @returns {Promise<{issuer:string, port:number, provider:Provider, misbehave:object, events:object[],
  *   close():Promise<void>}>} `events`: what the core did toward identity providers, in order.
  */
@@ -332,6 +334,16 @@ export async function startFranceConnect({
         if (opts?.use === 'idtoken' && typeof misbehave.idTokenNonce === 'string') this.set('nonce', misbehave.idTokenNonce);
         return issue.call(this, opts);
       };
+      // TESTS ONLY (options.misbehave.userinfoJson): an unsigned userinfo.
+      provider.use(async (ctx, next) => {
+        await next();
+        const token = ctx.oidc?.entities?.AccessToken;
+        if (misbehave.userinfoJson && ctx.oidc?.route === 'userinfo' && ctx.status === 200 && token) {
+          const account = await provider.Account.findAccount(ctx, token.accountId, token);
+          ctx.type = 'application/json';
+          ctx.body = JSON.stringify(await account.claims('userinfo', token.scope));
+        }
+      });
       // Without a logged-in session, oidc-provider answers end_session with a JavaScript
       // auto-submitted form (no logoutSource call): redirect at once there too.
       provider.use(async (ctx, next) => {

@@ -220,6 +220,40 @@ describe('a mandate given through FranceConnect', () => {
     assert.equal(await mandates(), before, 'no journal entry');
   });
 
+  it('refuses a userinfo that is not the signed JWT FranceConnect v2 gives', async () => {
+    // FranceConnect v2's userinfo is a signed JWT, verified by its relying parties
+    // (docs.partenaires.franceconnect.gouv.fr fs-migration-diff-v1-v2; openid-client's userinfo()
+    // requires application/jwt once userinfo_signed_response_alg is registered).
+    const before = await mandates();
+    const logFrom = world.proxy.logs().stderr.length;
+    world.franceconnect.misbehave.userinfoJson = true;
+    let started;
+    try {
+      started = await startMandate();
+    } finally {
+      delete world.franceconnect.misbehave.userinfoJson;
+    }
+    assertRefused(started.page, 400, NOT_VERIFIED);
+    assert.match(world.proxy.logs().stderr.slice(logFrom), /userinfo is not the signed JWT/, 'refused for being unsigned');
+    assert.equal(await mandates(), before, 'no journal entry');
+  });
+
+  it('sends FranceConnect a nonce of 32 random bytes, state, PKCE and one acr_values', async () => {
+    // FranceConnect's core draws 32 random bytes for its own nonce and asks at least 22
+    // characters of its relying parties (authorize-params.dto.ts).
+    const browser = new Browser();
+    await startMandate({ browser, cancel: true });
+    const authorize = browser.history.map((h) => new URL(h.url))
+      .find((u) => u.origin === origin(world.franceconnect.issuer) && u.pathname.endsWith('/authorize'));
+    const q = authorize.searchParams;
+    assert.equal(Buffer.from(q.get('nonce'), 'base64url').length, 32, q.get('nonce'));
+    assert.ok(q.get('state'));
+    assert.equal(q.get('code_challenge_method'), 'S256');
+    assert.equal(q.get('acr_values'), 'eidas1');
+    assert.equal(q.get('prompt'), 'login');
+    assert.ok(q.get('scope').split(' ').includes('idp_birthdate'), q.get('scope'));
+  });
+
   it('still gives a mandate after all these refusals', async () => {
     // Nothing above left the world broken (nor FranceConnect misbehaving).
     const attestation = await confirm(await startMandate({ usager: 'fc-jean-pierre' }));

@@ -5,7 +5,7 @@
 //! `client_secret_post`, asymmetric signatures pinned to the registered algorithm, a signed
 //! userinfo, `acr_values` asked and checked; `allowed_acr` as FranceConnect records it.
 
-use super::{AuthMethod, Client, Config, ConfigError, SigningAlg, UpstreamIdp};
+use super::{AuthMethod, Client, ClientAuth, Config, ConfigError, SigningAlg, UpstreamIdp};
 use crate::provider::checks::acr;
 
 impl UpstreamIdp {
@@ -17,6 +17,11 @@ impl UpstreamIdp {
             .get_or_insert(SigningAlg::ES256);
         self.userinfo_signed_response_alg
             .get_or_insert(SigningAlg::ES256);
+        // The identity provider's own birth date, possibly presumed, which FranceConnect checks
+        // when idp-proxy answers it as an identity provider.
+        if !self.scopes.iter().any(|s| s == "idp_birthdate") {
+            self.scopes.push("idp_birthdate".into());
+        }
     }
 
     /// How we authenticate at its token endpoint.
@@ -61,6 +66,57 @@ impl Config {
             return Err(self.invalid(&key("allowed_acr"), "empty or not consecutive", fix));
         }
         Ok(())
+    }
+
+    /// A client with `franceconnect = true` as FranceConnect's core calls its identity
+    /// providers: `client_secret_post`, no PKCE (it sends none), ES256 or RS256 for the ID token
+    /// and a signed userinfo (its registration takes these only), and `allowed_acr` recorded.
+    pub(super) fn validate_franceconnect_client(
+        &self,
+        c: &Client,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        if !c.franceconnect {
+            return Ok(());
+        }
+        let asymmetric =
+            |a: Option<SigningAlg>| matches!(a, Some(SigningAlg::ES256 | SigningAlg::RS256));
+        let problems = [
+            (
+                c.token_endpoint_auth_method != ClientAuth::ClientSecretPost,
+                "token_endpoint_auth_method",
+                "FranceConnect's core authenticates with client_secret_post",
+                "set token_endpoint_auth_method = \"client_secret_post\"",
+            ),
+            (
+                c.pkce_required,
+                "pkce_required",
+                "FranceConnect's core sends no PKCE: every request would be refused",
+                "set pkce_required = false",
+            ),
+            (
+                !asymmetric(Some(c.id_token_signed_response_alg)),
+                "id_token_signed_response_alg",
+                "FranceConnect registers ES256 or RS256",
+                "set \"ES256\" (recommended) or \"RS256\", as registered",
+            ),
+            (
+                !asymmetric(c.userinfo_signed_response_alg),
+                "userinfo_signed_response_alg",
+                "FranceConnect v2 reads userinfo as a JWT signed ES256 or RS256",
+                "set \"ES256\" (recommended) or \"RS256\", as registered",
+            ),
+            (
+                c.allowed_acr.is_none(),
+                "allowed_acr",
+                "missing: FranceConnect refuses an acr outside the allowedAcr it recorded",
+                "set the levels FranceConnect recorded, [\"eidas1\"] on FranceConnect",
+            ),
+        ];
+        match problems.into_iter().find(|(bad, ..)| *bad) {
+            Some((_, k, problem, fix)) => Err(self.invalid(&key(k), problem, fix)),
+            None => Ok(()),
+        }
     }
 
     /// `[upstream.franceconnect]` as FranceConnect v2 accepts its relying parties: token
@@ -143,7 +199,6 @@ userinfo = true
 FC
 [[clients]]
 client_id = "franceconnect"
-franceconnect = true
 token_endpoint_auth_method = "client_secret_post"
 client_secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 redirect_uris = ["http://127.0.0.1:9300/api/v2/oidc-callback"]
@@ -197,6 +252,39 @@ CLIENT
         );
         let hs = "acr_values = \"eidas1\"\nid_token_signed_response_alg = \"HS256\"";
         assert!(load("", hs, "").is_err(), "HS256 is no algorithm we accept");
+    }
+
+    #[test]
+    fn a_franceconnect_client_is_configured_as_franceconnect_calls() {
+        let fc = "acr_values = \"eidas1\"";
+        let ok = "franceconnect = true\npkce_required = false\nallowed_acr = [\"eidas1\"]\nuserinfo_signed_response_alg = \"ES256\"";
+        let c = load("", fc, ok).unwrap();
+        assert!(c
+            .upstream
+            .franceconnect
+            .unwrap()
+            .scopes
+            .iter()
+            .any(|s| s == "idp_birthdate"));
+        for (without, broken) in [
+            ("pkce_required = false", "pkce_required"),
+            ("allowed_acr = [\"eidas1\"]", "allowed_acr"),
+            (
+                "userinfo_signed_response_alg = \"ES256\"",
+                "userinfo_signed_response_alg",
+            ),
+        ] {
+            let err = load("", fc, &ok.replace(without, ""))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("clients[0].{broken}")), "{err}");
+        }
+        let ps = format!("{ok}\nid_token_signed_response_alg = \"PS256\"");
+        let err = load("", fc, &ps).unwrap_err().to_string();
+        assert!(
+            err.contains("clients[0].id_token_signed_response_alg"),
+            "{err}"
+        );
     }
 
     #[test]

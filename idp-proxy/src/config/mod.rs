@@ -1139,6 +1139,7 @@ impl Config {
                 ));
             }
             self.validate_allowed_acr(c, &key)?;
+            self.validate_franceconnect_client(c, &key)?;
         }
         self.validate_franceconnect_upstream()
     }

@@ -559,6 +559,9 @@ mod tests {
         // Presumed dates, as FranceConnect's identity providers give them.
         assert_eq!(born(&person("1962-08-00", "female")), "née en août 1962");
         assert_eq!(born(&person("1958-00-00", "male")), "né en 1958");
-        assert_eq!(born(&person("1990-01-15", "unspecified")), "né(e) le 15/01/1990");
+        assert_eq!(
+            born(&person("1990-01-15", "unspecified")),
+            "né(e) le 15/01/1990"
+        );
     }
 }
