@@ -350,3 +350,22 @@ describe('the aidants\' identity provider down: back to FranceConnect with tempo
     assert.equal(returned.state, sent.searchParams.get('state'));
   });
 });
+
+describe('the aidants\' identity provider unreachable from the start', () => {
+  const w = worldBehindFranceConnect();
+
+  it('a French page at once, whose way back (in a browser new to idp-proxy) tells FranceConnect', async () => {
+    const { world, sp } = w;
+    // Never discovered: idp-proxy meets the outage when it first needs the provider.
+    await world.upstream.close();
+    const r = await throughFranceConnect({ world, sp, choose: () => null });
+    assert.equal(r.proxyPage?.status, 503, fcTrace(r, world));
+    assert.match(r.proxyPage.text, /Connexion impossible pour le moment/);
+    const back = wayBackForm(r.proxyPage.html, new URL(r.proxyPage.url));
+    assert.ok(back, 'a way back on the outage page');
+    const first = world.franceconnect.events.length;
+    await r.browser.navigate(back.action, { method: 'POST', form: formFields(back) });
+    const returned = world.franceconnect.events.slice(first).find((e) => e.type === 'idp-error');
+    assert.equal(returned?.error, 'temporarily_unavailable', JSON.stringify(world.franceconnect.events.slice(first)));
+  });
+});

@@ -203,39 +203,34 @@ describe('a mandate given through FranceConnect', () => {
     assert.equal(await mandates(), before, 'no journal entry');
   });
 
-  it('refuses an ID token bearing another nonce, and stores nothing', async () => {
+  /** FranceConnect misbehaving as `how` (dev/franceconnect.mjs `misbehave`) for one mandate:
+   *  refused with a clear page, for the reason the log must show, and nothing stored. */
+  async function refusedWhenMisbehaving(how, logged) {
     const before = await mandates();
     const logFrom = world.proxy.logs().stderr.length;
-    // PKCE ties a code to its verifier, so a swapped code cannot carry a wrong nonce: make
-    // FranceConnect itself misbehave, for this test only.
-    world.franceconnect.misbehave.idTokenNonce = 'not-the-nonce-idp-proxy-sent';
+    Object.assign(world.franceconnect.misbehave, how);
     let started;
     try {
       started = await startMandate();
     } finally {
-      delete world.franceconnect.misbehave.idTokenNonce;
+      for (const key of Object.keys(how)) delete world.franceconnect.misbehave[key];
     }
     assertRefused(started.page, 400, NOT_VERIFIED);
-    assert.match(world.proxy.logs().stderr.slice(logFrom), /rejected.*nonce/i, 'refused for its nonce, not for something else');
+    assert.match(world.proxy.logs().stderr.slice(logFrom), logged, 'refused for this reason, not another');
     assert.equal(await mandates(), before, 'no journal entry');
+  }
+
+  it('refuses an ID token bearing another nonce, and stores nothing', async () => {
+    // PKCE ties a code to its verifier, so a swapped code cannot carry a wrong nonce: make
+    // FranceConnect itself misbehave, for this test only.
+    await refusedWhenMisbehaving({ idTokenNonce: 'not-the-nonce-idp-proxy-sent' }, /rejected.*nonce/i);
   });
 
   it('refuses a userinfo that is not the signed JWT FranceConnect v2 gives', async () => {
     // FranceConnect v2's userinfo is a signed JWT, verified by its relying parties
     // (docs.partenaires.franceconnect.gouv.fr fs-migration-diff-v1-v2; openid-client's userinfo()
     // requires application/jwt once userinfo_signed_response_alg is registered).
-    const before = await mandates();
-    const logFrom = world.proxy.logs().stderr.length;
-    world.franceconnect.misbehave.userinfoJson = true;
-    let started;
-    try {
-      started = await startMandate();
-    } finally {
-      delete world.franceconnect.misbehave.userinfoJson;
-    }
-    assertRefused(started.page, 400, NOT_VERIFIED);
-    assert.match(world.proxy.logs().stderr.slice(logFrom), /userinfo is not the signed JWT/, 'refused for being unsigned');
-    assert.equal(await mandates(), before, 'no journal entry');
+    await refusedWhenMisbehaving({ userinfoJson: true }, /userinfo is not the signed JWT/);
   });
 
   it('sends FranceConnect a nonce of 32 random bytes, state, PKCE and one acr_values', async () => {

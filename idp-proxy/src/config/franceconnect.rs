@@ -212,9 +212,7 @@ CLIENT
             .replace("AIDANT", aidant)
             .replace("FC", fc)
             .replace("CLIENT", client);
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, body).unwrap();
-        Config::load(&path)
+        Config::load(&super::super::tests::write(dir.path(), &body))
     }
 
     #[test]

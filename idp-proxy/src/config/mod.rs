@@ -1295,10 +1295,10 @@ fn check_redirect_uri(s: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn write(dir: &Path, body: &str) -> PathBuf {
+    pub(crate) fn write(dir: &Path, body: &str) -> PathBuf {
         let p = dir.join("c.toml");
         std::fs::write(&p, body).unwrap();
         p

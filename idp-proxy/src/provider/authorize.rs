@@ -3,7 +3,7 @@
 //! if their session is fresh enough, otherwise to the upstream IdP first.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::{Code, FrontError, OAuthError};
 use super::params::Params;
@@ -117,28 +117,32 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
         None => (false, false),
     };
     let location = if fresh {
-        format!("/interaction/{id}")
+        Ok(format!("/interaction/{id}"))
     } else {
         let then = format!("/interaction/{id}");
         let hint = interaction.login_hint.as_deref();
-        login::start(app, &then, &browser, interaction.force_login || stale, hint)
-            .await
-            .map_err(|e| {
-                e.with_way_back(abandon::way_back(
-                    app,
-                    &id,
-                    &interaction,
-                    Abandon::UpstreamUnavailable,
-                ))
-            })?
+        login::start(app, &then, &browser, interaction.force_login || stale, hint).await
     };
-    let mut res = HttpResponse::SeeOther();
-    res.insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"));
+    let mut res = match location {
+        Ok(location) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        // The aidants' IdP unreachable: a page whose way back needs this browser's cookie.
+        Err(e) => e
+            .with_way_back(abandon::way_back(
+                app,
+                &id,
+                &interaction,
+                Abandon::UpstreamUnavailable,
+            ))
+            .error_response(),
+    };
     if new_browser {
-        res.cookie(app.cookie(BROWSER_COOKIE, browser));
+        // Built from our own random id: a cookie that always encodes.
+        let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
     }
-    Ok(res.finish())
+    Ok(res)
 }
 
 /// The parameters to check: those of a signed request object or of a pushed request if the
