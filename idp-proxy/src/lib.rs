@@ -174,7 +174,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     .error_handler(|err, _| {
                         // Our pages' forms always carry their fields: one that lacks some is
                         // stale or forged, and gets the French page, not a parser message.
-                        let page = interaction::page::ErrorPage::expired().response();
+                        let page = provider::page::ErrorPage::expired().response();
                         actix_web::error::InternalError::from_response(err, page).into()
                     }),
             )

@@ -10,11 +10,15 @@ use askama::Template;
 use mandate_store::{Actor, Demarche, JournalAction, JournalFilter, StoreError};
 use serde::Deserialize;
 
+use super::french::{born, french_date, paris_day};
 use super::history::{self, HistoryRow};
-use super::page::{html, ErrorPage};
-use super::{born, french_date, paris_day, see_other, session, store_failure, EndForm, EndedQuery};
+use super::{EndForm, EndedQuery};
 use crate::journal;
+use crate::provider::error::store_failure;
 use crate::provider::error::FrontError;
+use crate::provider::page::{html, ErrorPage};
+use crate::provider::respond::see_other;
+use crate::provider::session;
 use crate::provider::{tokens, AppData};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -11,10 +11,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use mandate_store::Identity;
 use serde::{Deserialize, Serialize};
 
-use super::page::ErrorPage;
-use super::{login, mandate, see_other, usager};
+use super::{login, mandate, usager};
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
+use crate::provider::page::ErrorPage;
+use crate::provider::respond::see_other;
 use crate::provider::{App, AppData};
 use crate::upstream::{Callback, PendingLogin, UpstreamError, VerifiedIdentity};
 

@@ -1,7 +1,7 @@
 //! The journal as the people it concerns read it: one row per entry, in French, Paris time,
 //! with each service's name instead of its client id.
 
-use super::french_datetime;
+use super::french::french_datetime;
 use crate::journal::JournalLine;
 use crate::provider::App;
 

@@ -9,65 +9,17 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use mandate_store::{JournalAction, NewJournalEntry};
 
-use super::abandon::{self, Abandon};
-use super::page::ErrorPage;
-use super::{get_bound, session};
+use super::get_bound;
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
+use crate::provider::page::ErrorPage;
 use crate::provider::records::{
     interaction_key, interaction_storage_ttl, AidantSession, Interaction, UpstreamLogin,
 };
+use crate::provider::respond::{send_back, way_back, Abandon};
+use crate::provider::session::{self, upstream_page};
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::upstream::{Callback, UpstreamError};
-
-fn upstream_page(e: UpstreamError) -> ErrorPage {
-    match e {
-        UpstreamError::Unavailable(detail) => {
-            tracing::warn!(%detail, "aidant identity provider unavailable");
-            ErrorPage::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "Connexion impossible pour le moment",
-                "Le service d'identification des aidants ne répond pas.",
-                "Réessayez dans quelques minutes.",
-            )
-        }
-        UpstreamError::Denied(_) => ErrorPage::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "Connexion annulée",
-            "La connexion auprès de votre fournisseur d'identité n'a pas abouti.",
-            "Revenez sur le site du service et recommencez la démarche.",
-        ),
-        UpstreamError::Rejected(detail) => {
-            tracing::warn!(%detail, "upstream login rejected");
-            ErrorPage::bad_request("La réponse du fournisseur d'identité des aidants est invalide.")
-        }
-    }
-}
-
-/// Where to send the browser to log the aidant in, to come back to the local path `then`.
-pub async fn start(
-    app: &App,
-    then: &str,
-    browser: &str,
-    force_login: bool,
-    login_hint: Option<&str>,
-) -> Result<String, FrontError> {
-    let (url, state, pending) = app
-        .upstream
-        .login_url(force_login, login_hint)
-        .await
-        .map_err(upstream_page)?;
-    let login = UpstreamLogin {
-        then: then.to_string(),
-        browser: browser.to_string(),
-        pending,
-    };
-    let ttl = interaction_storage_ttl(&app.config.session);
-    app.ephemeral
-        .put_json(&format!("up:{state}"), &login, ttl)
-        .await?;
-    Ok(url)
-}
 
 /// The authorization a login was started for (`then` is `/interaction/{id}`), if this browser
 /// still holds it.
@@ -108,11 +60,11 @@ async fn failed(
             .take_json::<Interaction>(&interaction_key(&id))
             .await?
         {
-            return Ok(abandon::send_back(app, &ix, None, reason).await);
+            return Ok(send_back(app, &ix, None, reason).await);
         }
     }
     Err(upstream_page(e)
-        .with_way_back(abandon::way_back(app, &id, &ix, reason))
+        .with_way_back(way_back(app, &id, &ix, reason))
         .into())
 }
 
@@ -183,7 +135,7 @@ pub async fn callback(
         return Err(
             match interaction_of(&app, &login.then, &login.browser).await {
                 Some((id, ix)) => {
-                    page.with_way_back(abandon::way_back(&app, &id, &ix, Abandon::UnknownAidant))
+                    page.with_way_back(way_back(&app, &id, &ix, Abandon::UnknownAidant))
                 }
                 None => page,
             }

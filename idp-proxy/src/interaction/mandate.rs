@@ -15,12 +15,16 @@ use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
 use super::franceconnect::{self, Purpose};
-use super::page::{html, ErrorPage};
-use super::{born, french_date, paris_day, see_other, session, store_failure, DemarcheView};
+use super::french::{born, french_date, paris_day};
+use super::DemarcheView;
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
+use crate::provider::error::store_failure;
 use crate::provider::error::FrontError;
+use crate::provider::page::{html, ErrorPage};
 use crate::provider::records::AidantSession;
+use crate::provider::respond::see_other;
+use crate::provider::session;
 use crate::provider::{tokens, App, AppData};
 use crate::upstream::VerifiedIdentity;
 

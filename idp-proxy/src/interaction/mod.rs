@@ -6,31 +6,29 @@
 pub mod abandon;
 pub mod aidant;
 pub mod franceconnect;
+pub mod french;
 pub mod history;
 pub mod login;
 pub mod mandate;
-pub mod page;
-pub mod session;
+
 pub mod usager;
 
-use std::time::Duration;
-
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use mandate_store::{Demarche, Refusal, UsableMandate, UseError};
+use mandate_store::{Demarche, Refusal, UsableMandate};
 use serde::Deserialize;
 
 use crate::ephemeral::EphemeralJson;
-use crate::provider::checks::acr;
-use crate::provider::error::{FrontError, ReturnTo};
+use crate::provider::error::{store_failure, FrontError};
+use crate::provider::page::{html, ErrorPage, WayBack};
 use crate::provider::records::{
-    code_key, interaction_key, interaction_storage_ttl, AidantSession, CodeGrant, Delegation,
-    Interaction, LastChoice,
+    interaction_key, interaction_storage_ttl, AidantSession, Interaction, LastChoice,
 };
+use crate::provider::respond::{issue_code, see_other, way_back, Abandon};
+use crate::provider::session;
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
-use abandon::Abandon;
-use page::{html, ErrorPage, WayBack};
+use french::{born, french_date};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
@@ -90,70 +88,6 @@ struct ChoosePage {
     way_back: WayBack,
 }
 
-/// A date as people in France read it (Paris time): "24/08/2026".
-pub(crate) fn french_date(ts: i64) -> String {
-    paris(ts, "%d/%m/%Y")
-}
-
-/// A date and time, Paris time: "24/08/2026 à 14:05".
-pub(crate) fn french_datetime(ts: i64) -> String {
-    paris(ts, "%d/%m/%Y à %H:%M")
-}
-
-/// The day it is in Paris at `ts`.
-pub(crate) fn paris_day(ts: i64) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .with_timezone(&chrono_tz::Europe::Paris)
-        .date_naive()
-}
-
-fn paris(ts: i64, format: &str) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| {
-            d.with_timezone(&chrono_tz::Europe::Paris)
-                .format(format)
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-/// "né le 24/08/1962" / "née le …", from the identité pivot; a presumed date as it is
-/// known: "né en août 1962" (`1962-08-00`), "né en 1962" (`1962-00-00`).
-pub(crate) fn born(identity: &mandate_store::Identity) -> String {
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    let d = &identity.birthdate;
-    let (year, month, day) = (d.get(0..4), d.get(5..7), d.get(8..10));
-    let month_name = month
-        .and_then(|m| m.parse::<usize>().ok())
-        .and_then(|m| MONTHS.get(m.checked_sub(1)?));
-    let date = match (year, month_name, day) {
-        (Some(y), None, Some("00")) => format!("en {y}"),
-        (Some(y), Some(m), Some("00")) => format!("en {m} {y}"),
-        (Some(y), Some(_), Some(day)) => format!("le {day}/{}/{y}", month.unwrap_or_default()),
-        _ => format!("le {d}"),
-    };
-    let born = match identity.gender.as_str() {
-        "female" => "née",
-        "male" => "né",
-        _ => "né(e)",
-    };
-    format!("{born} {date}")
-}
-
 fn view(m: UsableMandate) -> UsagerView {
     let born = born(&m.identity);
     UsagerView {
@@ -199,7 +133,7 @@ async fn load(
     })
     .await?;
     let now = app.now();
-    let back = |reason| abandon::way_back(app, id, &ix, reason);
+    let back = |reason| way_back(app, id, &ix, reason);
     if ix.expired(&app.config.session, now) {
         return Err(ErrorPage::expired()
             .with_way_back(back(Abandon::Expired))
@@ -216,7 +150,7 @@ async fn load(
                 .map_err(|e| e.with_way_back(back(Abandon::UnknownAidant)))?;
             Ok(Ok((ix, cookie, s)))
         }
-        stale => Ok(Err(login::start(
+        stale => Ok(Err(session::start(
             app,
             &format!("/interaction/{id}"),
             &browser,
@@ -226,13 +160,6 @@ async fn load(
         .await
         .map_err(|e| e.with_way_back(back(Abandon::UpstreamUnavailable)))?)),
     }
-}
-
-pub(crate) fn see_other(location: String) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
 }
 
 /// The form that ends a mandate (aidant's or usager's page): a confirmation box.
@@ -271,11 +198,6 @@ fn ended(
     }
 }
 
-pub(crate) fn store_failure(e: impl std::fmt::Display) -> FrontError {
-    tracing::error!(error = %e, "mandate store failure");
-    ErrorPage::unavailable().into()
-}
-
 async fn render_choice(
     app: &App,
     id: String,
@@ -297,7 +219,7 @@ async fn render_choice(
         Abandon::Cancelled
     };
     let page = ChoosePage {
-        way_back: abandon::way_back(app, &id, ix, reason),
+        way_back: way_back(app, &id, ix, reason),
         id,
         csrf: ix.csrf.clone(),
         aidant_name: s.aidant_name.clone(),
@@ -419,149 +341,5 @@ pub async fn choose(
             let _ = app.ephemeral.put_json(&ix_key, &ix, ttl).await;
             Err(e)
         }
-    }
-}
-
-/// The mandate checked, a code stored, then the use journaled (re-checked in the same
-/// transaction); or, `journal_now` false, only checked: the token endpoint journals it when
-/// the client redeems the code. Then the browser is sent back to the client with the code:
-/// the response, and the usager acted for. A refusal or a failure leaves nothing journaled
-/// and no code anyone knows.
-pub(crate) async fn issue_code(
-    app: &App,
-    ix: &Interaction,
-    s: &AidantSession,
-    mandate_id: &str,
-    demarche: Demarche,
-    journal_now: bool,
-) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
-    let session_level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
-    let min = ix.acr_min.unwrap_or(1);
-    let unmet = |what: &str| FrontError::Redirect {
-        to: return_to(app, ix),
-        error: acr::unmet(&format!(
-            "{what} reached no {} or higher",
-            acr::name(min).unwrap_or_default()
-        )),
-    };
-    let client = app
-        .config
-        .client(&ix.client_id)
-        .ok_or_else(|| unmet("the request"))?;
-    if session_level < min {
-        return Err(unmet("the aidant's login"));
-    }
-    let mut delegation = Delegation {
-        client_id: ix.client_id.clone(),
-        scopes: ix.scopes.clone(),
-        mandate_id: mandate_id.to_string(),
-        aidant_id: s.aidant_id.clone(),
-        organisation_id: s.organisation_id.clone(),
-        demarche,
-        vocabulary: ix.vocabulary,
-        acr: String::new(),
-        auth_time: s.auth_time,
-        sid: s.sid.clone(),
-        claims: ix.claims.clone(),
-        issued_at: 0,
-    };
-    // A mandate is always given after the usager's FranceConnect login: one without a recorded
-    // level (imported from an older system) counts as eidas1, and is checked only above it.
-    let use_ = delegation.as_use((min > 1).then(|| acr::at_least(min)));
-    let now = app.now();
-    let checked = {
-        let use_ = use_.clone();
-        app.read(move |store| store.check_use(&use_, now)).await
-    }
-    .map_err(store_failure)?;
-    let grant = match checked {
-        Ok(g) => g,
-        Err(UseError::Refused(r)) => return Ok(Err(r)),
-        Err(UseError::Store(e)) => return Err(store_failure(e)),
-    };
-    // What was really reached: the lower of the aidant's login and the usager's consent.
-    let consent_level = grant
-        .consent_acr
-        .as_deref()
-        .and_then(acr::level)
-        .unwrap_or(1);
-    delegation.acr = acr::stated(client, session_level.min(consent_level), min)
-        .ok_or_else(|| unmet("the mandate's consent"))?
-        .to_string();
-    let code = tokens::random();
-    let code_grant = CodeGrant {
-        delegation,
-        redirect_uri: ix.redirect_uri.clone(),
-        code_challenge: ix.code_challenge.clone(),
-        nonce: ix.nonce.clone(),
-        journal_at_token: !journal_now,
-    };
-    let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
-    let key = code_key(&app.keys().access_token_for(&code));
-    // The code is stored before the use is journaled, and shown to nobody until the journal
-    // entry is committed: a store failure on either side leaves no journal entry without its
-    // code, and no code that could be redeemed without its entry.
-    app.ephemeral.put_json(&key, &code_grant, ttl).await?;
-    if journal_now {
-        let recorded = app
-            .write(move |store| store.record_use(&use_, now))
-            .await
-            .map_err(store_failure);
-        let refused = match recorded {
-            Ok(Ok(_)) => None,
-            Ok(Err(UseError::Refused(r))) => Some(Ok(Err(r))),
-            Ok(Err(UseError::Store(e))) => Some(Err(store_failure(e))),
-            Err(e) => Some(Err(e)),
-        };
-        if let Some(outcome) = refused {
-            // Never shown, so never redeemable; deleted so it does not linger either.
-            if let Err(e) = app.ephemeral.delete(&key).await {
-                tracing::warn!(error = %e, "unjournaled code left to expire");
-            }
-            return outcome;
-        }
-    }
-    tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
-    let to = return_to(app, ix);
-    Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))
-}
-
-/// Where answers to this interaction's client go.
-pub(crate) fn return_to(app: &App, ix: &Interaction) -> ReturnTo {
-    ReturnTo {
-        redirect_uri: ix.redirect_uri.clone(),
-        state: ix.state.clone(),
-        issuer: app.issuer().to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::born;
-
-    fn person(birthdate: &str, gender: &str) -> mandate_store::Identity {
-        mandate_store::Identity {
-            given_name: "Moussa".into(),
-            family_name: "KEITA".into(),
-            birthdate: birthdate.into(),
-            gender: gender.into(),
-            birthplace: None,
-            birthcountry: "99335".into(),
-            email: None,
-            preferred_username: None,
-        }
-    }
-
-    #[test]
-    fn a_birth_date_reads_as_far_as_it_is_known() {
-        assert_eq!(born(&person("1962-08-24", "male")), "né le 24/08/1962");
-        assert_eq!(born(&person("1951-02-03", "female")), "née le 03/02/1951");
-        // Presumed dates, as FranceConnect's identity providers give them.
-        assert_eq!(born(&person("1962-08-00", "female")), "née en août 1962");
-        assert_eq!(born(&person("1958-00-00", "male")), "né en 1958");
-        assert_eq!(
-            born(&person("1990-01-15", "unspecified")),
-            "né(e) le 15/01/1990"
-        );
     }
 }

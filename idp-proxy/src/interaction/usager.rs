@@ -11,13 +11,16 @@ use mandate_store::{Actor, JournalAction, JournalFilter, NewJournalEntry, StoreE
 use serde::Deserialize;
 
 use super::franceconnect::{self, Purpose};
+use super::french::french_date;
 use super::history::{self, HistoryRow};
-use super::page::{html, ErrorPage};
-use super::{french_date, see_other, store_failure, EndForm, EndedQuery};
+use super::{EndForm, EndedQuery};
 use crate::ephemeral::EphemeralJson;
 use crate::journal;
+use crate::provider::error::store_failure;
 use crate::provider::error::FrontError;
+use crate::provider::page::{html, ErrorPage};
 use crate::provider::records::{usager_session_key, UsagerSession};
+use crate::provider::respond::see_other;
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, USAGER_COOKIE};
 use crate::upstream::VerifiedIdentity;
 

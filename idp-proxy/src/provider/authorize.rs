@@ -6,13 +6,13 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::{Code, FrontError, OAuthError};
+use super::page::ErrorPage;
 use super::params::Params;
 use super::records::{interaction_key, interaction_storage_ttl, Interaction, RequestedClaims};
+use super::respond::{issue_code, way_back, Abandon};
+use super::session;
 use super::{checks, claims, request, tokens, App, AppData, BROWSER_COOKIE};
 use crate::ephemeral::EphemeralJson;
-use crate::interaction::abandon::{self, Abandon};
-use crate::interaction::page::ErrorPage;
-use crate::interaction::{login, session};
 
 pub async fn get(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
     authorize(&req, &app, req.query_string().as_bytes()).await
@@ -121,7 +121,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     } else {
         let then = format!("/interaction/{id}");
         let hint = interaction.login_hint.as_deref();
-        login::start(app, &then, &browser, interaction.force_login || stale, hint).await
+        session::start(app, &then, &browser, interaction.force_login || stale, hint).await
     };
     let mut res = match location {
         Ok(location) => HttpResponse::SeeOther()
@@ -130,7 +130,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
             .finish(),
         // The aidants' IdP unreachable: a page whose way back needs this browser's cookie.
         Err(e) => e
-            .with_way_back(abandon::way_back(
+            .with_way_back(way_back(
                 app,
                 &id,
                 &interaction,
@@ -231,7 +231,7 @@ async fn silently(
     let (mandate_id, demarche) = (last.mandate_id.clone(), last.demarche);
     // Journaled when the client redeems the code: a site that merely triggers this request in
     // the aidant's browser never gets the code, so it journals nothing.
-    match crate::interaction::issue_code(app, ix, &s, &mandate_id, demarche, false).await {
+    match issue_code(app, ix, &s, &mandate_id, demarche, false).await {
         Ok(Ok((res, _))) => Ok(res),
         // Revoked, expired…: only the aidant, on the page, can choose otherwise.
         Ok(Err(_)) => Err(interaction_required()),

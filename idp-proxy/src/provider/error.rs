@@ -5,10 +5,10 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
-use url::Url;
 
+use super::page::{ErrorPage, WayBack};
+pub use super::respond::ReturnTo;
 use crate::ephemeral::EphemeralError;
-use crate::interaction::page::ErrorPage;
 
 /// RFC 6749 §4.1.2.1 / §5.2, OIDC Core §3.1.2.6, RFC 6750 §3.1 error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,37 +175,6 @@ impl From<EphemeralError> for JsonError {
     }
 }
 
-/// Where an authorization error may be sent once client and redirect URI are known-good.
-#[derive(Debug, Clone)]
-pub struct ReturnTo {
-    pub redirect_uri: String,
-    pub state: Option<String>,
-    pub issuer: String,
-}
-
-impl ReturnTo {
-    /// The redirect URI with `params` added to its query (RFC 6749 §4.1.2 keeps its own query).
-    pub fn url(&self, params: &[(&str, &str)]) -> String {
-        match Url::parse(&self.redirect_uri) {
-            Ok(mut url) => {
-                {
-                    let mut q = url.query_pairs_mut();
-                    for (k, v) in params {
-                        q.append_pair(k, v);
-                    }
-                    if let Some(state) = &self.state {
-                        q.append_pair("state", state);
-                    }
-                    q.append_pair("iss", &self.issuer);
-                }
-                url.into()
-            }
-            // Registered URIs are validated at start-up; this branch is unreachable in practice.
-            Err(_) => self.redirect_uri.clone(),
-        }
-    }
-}
-
 /// An error of a front-channel endpoint (authorize, interaction, login callback).
 #[derive(Debug, thiserror::Error)]
 pub enum FrontError {
@@ -229,6 +198,22 @@ impl From<EphemeralError> for FrontError {
         crate::metrics::ephemeral_error();
         FrontError::Page(ErrorPage::unavailable())
     }
+}
+
+impl FrontError {
+    /// A page error with the way back to the client added; other errors unchanged.
+    pub fn with_way_back(self, way_back: WayBack) -> Self {
+        match self {
+            Self::Page(p) => Self::Page(p.with_way_back(way_back)),
+            other => other,
+        }
+    }
+}
+
+/// A mandate-store failure, logged once, as the page every person sees for it.
+pub fn store_failure(e: impl std::fmt::Display) -> FrontError {
+    tracing::error!(error = %e, "mandate store failure");
+    ErrorPage::unavailable().into()
 }
 
 impl ResponseError for FrontError {

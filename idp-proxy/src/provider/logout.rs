@@ -19,7 +19,7 @@ use super::records::{session_key, AidantSession, PendingLogout};
 use super::token::is_form;
 use super::{cookie_value, tokens, App, AppData, SESSION_COOKIE};
 use crate::ephemeral::EphemeralJson;
-use crate::interaction::page::{html, ErrorPage};
+use crate::provider::page::{html, ErrorPage};
 
 #[derive(Template)]
 #[template(path = "logged_out.html")]

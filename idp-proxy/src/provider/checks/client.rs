@@ -1,7 +1,7 @@
 //! Rule: `client_id` names a registered client. Until it does, nothing can be redirected.
 
 use crate::config::{Client, Config};
-use crate::interaction::page::ErrorPage;
+use crate::provider::page::ErrorPage;
 use crate::provider::params::Params;
 
 pub fn client<'a>(config: &'a Config, params: &Params) -> Result<&'a Client, ErrorPage> {

@@ -3,8 +3,8 @@
 //! shown here and never redirected.
 
 use crate::config::Client;
-use crate::interaction::page::ErrorPage;
 use crate::provider::error::ReturnTo;
+use crate::provider::page::ErrorPage;
 use crate::provider::params::Params;
 
 pub fn redirect_uri(client: &Client, params: &Params, issuer: &str) -> Result<ReturnTo, ErrorPage> {

@@ -1,4 +1,5 @@
-//! The French pages a person sees, rendered server-side (askama, auto-escaped, no JavaScript).
+//! The French pages a person sees, rendered server-side (askama, auto-escaped, no JavaScript):
+//! every page of the service is built here, the provider's errors and the interaction's pages.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;

@@ -1,16 +1,72 @@
-//! The aidant's session: created after a verified upstream login, kept in the ephemeral
-//! store behind a `__Host-` cookie, bound to the browser, ended by logout, idleness or age.
+//! The aidant's session and its login: `start` sends the aidant to their own identity
+//! provider (the pending login stored under its `state`); after a verified login the session is
+//! kept in the ephemeral store behind a `__Host-` cookie, bound to the browser, ended by logout,
+//! idleness or age.
 
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{login, see_other};
+use super::error::{store_failure, FrontError};
+use super::page::ErrorPage;
+use super::records::{
+    interaction_storage_ttl, session_key, AidantSession, Interaction, UpstreamLogin,
+};
+use super::respond::see_other;
+use super::tokens::same;
+use super::{cookie_value, App, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::ephemeral::{EphemeralError, EphemeralJson};
-use crate::provider::error::FrontError;
-use crate::provider::records::{session_key, AidantSession, Interaction};
-use crate::provider::tokens::same;
-use crate::provider::{cookie_value, App, BROWSER_COOKIE, SESSION_COOKIE};
+use crate::upstream::UpstreamError;
+
+/// The page for a failed login at the aidants' identity provider.
+pub fn upstream_page(e: UpstreamError) -> ErrorPage {
+    match e {
+        UpstreamError::Unavailable(detail) => {
+            tracing::warn!(%detail, "aidant identity provider unavailable");
+            ErrorPage::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "Connexion impossible pour le moment",
+                "Le service d'identification des aidants ne répond pas.",
+                "Réessayez dans quelques minutes.",
+            )
+        }
+        UpstreamError::Denied(_) => ErrorPage::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "Connexion annulée",
+            "La connexion auprès de votre fournisseur d'identité n'a pas abouti.",
+            "Revenez sur le site du service et recommencez la démarche.",
+        ),
+        UpstreamError::Rejected(detail) => {
+            tracing::warn!(%detail, "upstream login rejected");
+            ErrorPage::bad_request("La réponse du fournisseur d'identité des aidants est invalide.")
+        }
+    }
+}
+
+/// Where to send the browser to log the aidant in, to come back to the local path `then`.
+pub async fn start(
+    app: &App,
+    then: &str,
+    browser: &str,
+    force_login: bool,
+    login_hint: Option<&str>,
+) -> Result<String, FrontError> {
+    let (url, state, pending) = app
+        .upstream
+        .login_url(force_login, login_hint)
+        .await
+        .map_err(upstream_page)?;
+    let login = UpstreamLogin {
+        then: then.to_string(),
+        browser: browser.to_string(),
+        pending,
+    };
+    let ttl = interaction_storage_ttl(&app.config.session);
+    app.ephemeral
+        .put_json(&format!("up:{state}"), &login, ttl)
+        .await?;
+    Ok(url)
+}
 
 /// The session of this request's cookie, if it exists and belongs to this browser.
 pub async fn current(
@@ -63,8 +119,8 @@ async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(),
     let may = app
         .read(move |store| store.aidant_may_act(&aidant, &organisation))
         .await
-        .map_err(super::store_failure)?
-        .map_err(super::store_failure)?;
+        .map_err(store_failure)?
+        .map_err(store_failure)?;
     if may {
         return Ok(());
     }
@@ -76,10 +132,7 @@ async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(),
     {
         crate::provider::backchannel::notify(app, &ended);
     }
-    Err(super::page::ErrorPage::forbidden(
-        "Votre compte d'aidant n'est plus actif dans cette structure.",
-    )
-    .into())
+    Err(ErrorPage::forbidden("Votre compte d'aidant n'est plus actif dans cette structure.").into())
 }
 
 pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<(), EphemeralError> {
@@ -105,7 +158,7 @@ pub async fn require(
             Ok(Ok((browser, s)))
         }
         stale => {
-            let url = login::start(app, then, &browser, stale.is_some(), None).await?;
+            let url = start(app, then, &browser, stale.is_some(), None).await?;
             let mut res = see_other(url);
             if new_browser {
                 let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));

@@ -1,0 +1,293 @@
+//! The provider answers the client, and only here: a code once the mandate is checked and its
+//! use journaled (`issue_code`), or an abandoned authorization sent back with `access_denied`
+//! or `temporarily_unavailable` (`send_back`), always with `state` and `iss` (RFC 9207). The
+//! pages ask for these answers; they never build a redirect to a client themselves.
+//!
+//! The way back from every dead end: FranceConnect's rules for its identity providers
+//! (`Documentation-FranceConnect-Plus` `fi/doc-fi.md`) ask for a visible way back on each page
+//! and errors sent back to its callback with `state`; FranceConnect's core accepts an `error` at
+//! its callback only with the right `state` (`back/apps/core-fcp/src/controllers/
+//! oidc-client.controller.ts`). So each page an aidant can reach during an authorization offers
+//! « Annuler et revenir au service » (« … sur FranceConnect » for FranceConnect), and an
+//! upstream refusal goes straight back. Each is journaled as an abandoned authorization.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::HttpResponse;
+use mandate_store::{Demarche, JournalAction, NewJournalEntry, Refusal, UseError};
+use serde::Deserialize;
+
+use super::checks::acr;
+use super::error::{store_failure, FrontError};
+use super::page::WayBack;
+use super::records::{code_key, AidantSession, CodeGrant, Delegation, Interaction};
+use super::{tokens, App};
+use crate::ephemeral::EphemeralJson;
+use url::Url;
+
+/// A redirect the browser follows with a GET (303), never cached.
+pub fn see_other(location: String) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// Where an authorization error may be sent once client and redirect URI are known-good.
+#[derive(Debug, Clone)]
+pub struct ReturnTo {
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub issuer: String,
+}
+
+impl ReturnTo {
+    /// The redirect URI with `params` added to its query (RFC 6749 §4.1.2 keeps its own query).
+    pub fn url(&self, params: &[(&str, &str)]) -> String {
+        match Url::parse(&self.redirect_uri) {
+            Ok(mut url) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    for (k, v) in params {
+                        q.append_pair(k, v);
+                    }
+                    if let Some(state) = &self.state {
+                        q.append_pair("state", state);
+                    }
+                    q.append_pair("iss", &self.issuer);
+                }
+                url.into()
+            }
+            // Registered URIs are validated at start-up; this branch is unreachable in practice.
+            Err(_) => self.redirect_uri.clone(),
+        }
+    }
+}
+
+/// Why an authorization ends without a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Abandon {
+    /// The aidant chose to go back.
+    Cancelled,
+    /// No usager of the structure has a mandate for what the service asks.
+    Nobody,
+    /// The identity was verified but is no active aidant of an active structure.
+    UnknownAidant,
+    /// The aidant's identity provider refused the login (the aidant cancelled there).
+    UpstreamDenied,
+    /// The aidant's identity provider's answer could not be verified.
+    UpstreamRejected,
+    /// The aidant's identity provider is unreachable or failing.
+    UpstreamUnavailable,
+    /// The request outlived `session.interaction_ttl_secs`.
+    Expired,
+}
+
+impl Abandon {
+    /// As journaled and sent in forms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Abandon::Cancelled => "cancelled",
+            Abandon::Nobody => "nobody",
+            Abandon::UnknownAidant => "unknown_aidant",
+            Abandon::UpstreamDenied => "upstream_denied",
+            Abandon::UpstreamRejected => "upstream_rejected",
+            Abandon::UpstreamUnavailable => "upstream_unavailable",
+            Abandon::Expired => "expired",
+        }
+    }
+
+    fn error(self) -> (&'static str, &'static str) {
+        match self {
+            Abandon::Cancelled => ("access_denied", "the aidant cancelled"),
+            Abandon::Nobody => (
+                "access_denied",
+                "no usager has a mandate for what this service asks",
+            ),
+            Abandon::UnknownAidant => (
+                "access_denied",
+                "the aidant is not an active aidant of an authorised structure",
+            ),
+            Abandon::UpstreamDenied => (
+                "access_denied",
+                "the aidant's identity provider refused the login",
+            ),
+            Abandon::UpstreamRejected => (
+                "access_denied",
+                "the aidant's identity provider answer could not be verified",
+            ),
+            Abandon::UpstreamUnavailable => (
+                "temporarily_unavailable",
+                "the aidant's identity provider is unavailable",
+            ),
+            Abandon::Expired => ("access_denied", "the authorization request expired"),
+        }
+    }
+}
+
+/// The form that leads back to the client from a page of interaction `id`.
+pub fn way_back(app: &App, id: &str, ix: &Interaction, reason: Abandon) -> WayBack {
+    let franceconnect = app
+        .config
+        .client(&ix.client_id)
+        .is_some_and(|c| c.franceconnect);
+    WayBack {
+        action: format!("/interaction/{id}/annuler"),
+        csrf: ix.csrf.clone(),
+        reason: reason.as_str(),
+        label: if franceconnect {
+            "Annuler et revenir sur FranceConnect"
+        } else {
+            "Annuler et revenir au service"
+        },
+    }
+}
+
+/// Journals the abandoned authorization and sends the browser back to the client. The
+/// interaction must already be taken. A journal failure does not keep the aidant here: no
+/// code was issued, and the client must still hear that none will be.
+pub async fn send_back(
+    app: &App,
+    ix: &Interaction,
+    aidant: Option<(String, String)>,
+    reason: Abandon,
+) -> HttpResponse {
+    let (aidant_id, organisation_id) = aidant.unzip();
+    let entry = NewJournalEntry {
+        action: JournalAction::AuthorizationAbandoned.into(),
+        aidant_id,
+        organisation_id,
+        client_id: Some(ix.client_id.clone()),
+        detail: Some(reason.as_str().to_string()),
+        ..Default::default()
+    };
+    let now = app.now();
+    if !matches!(
+        app.write(move |store| store.journal_append(&entry, now))
+            .await,
+        Ok(Ok(_))
+    ) {
+        tracing::error!(
+            reason = reason.as_str(),
+            "could not journal an abandoned authorization"
+        );
+    }
+    tracing::info!(client = %ix.client_id, reason = reason.as_str(), "authorization abandoned");
+    let (error, description) = reason.error();
+    see_other(return_to(app, ix).url(&[("error", error), ("error_description", description)]))
+}
+
+/// The mandate checked, a code stored, then the use journaled (re-checked in the same
+/// transaction); or, `journal_now` false, only checked: the token endpoint journals it when
+/// the client redeems the code. Then the browser is sent back to the client with the code:
+/// the response, and the usager acted for. A refusal or a failure leaves nothing journaled
+/// and no code anyone knows.
+pub async fn issue_code(
+    app: &App,
+    ix: &Interaction,
+    s: &AidantSession,
+    mandate_id: &str,
+    demarche: Demarche,
+    journal_now: bool,
+) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
+    let session_level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
+    let min = ix.acr_min.unwrap_or(1);
+    let unmet = |what: &str| FrontError::Redirect {
+        to: return_to(app, ix),
+        error: acr::unmet(&format!(
+            "{what} reached no {} or higher",
+            acr::name(min).unwrap_or_default()
+        )),
+    };
+    let client = app
+        .config
+        .client(&ix.client_id)
+        .ok_or_else(|| unmet("the request"))?;
+    if session_level < min {
+        return Err(unmet("the aidant's login"));
+    }
+    let mut delegation = Delegation {
+        client_id: ix.client_id.clone(),
+        scopes: ix.scopes.clone(),
+        mandate_id: mandate_id.to_string(),
+        aidant_id: s.aidant_id.clone(),
+        organisation_id: s.organisation_id.clone(),
+        demarche,
+        vocabulary: ix.vocabulary,
+        acr: String::new(),
+        auth_time: s.auth_time,
+        sid: s.sid.clone(),
+        claims: ix.claims.clone(),
+        issued_at: 0,
+    };
+    // A mandate is always given after the usager's FranceConnect login: one without a recorded
+    // level (imported from an older system) counts as eidas1, and is checked only above it.
+    let use_ = delegation.as_use((min > 1).then(|| acr::at_least(min)));
+    let now = app.now();
+    let checked = {
+        let use_ = use_.clone();
+        app.read(move |store| store.check_use(&use_, now)).await
+    }
+    .map_err(store_failure)?;
+    let grant = match checked {
+        Ok(g) => g,
+        Err(UseError::Refused(r)) => return Ok(Err(r)),
+        Err(UseError::Store(e)) => return Err(store_failure(e)),
+    };
+    // What was really reached: the lower of the aidant's login and the usager's consent.
+    let consent_level = grant
+        .consent_acr
+        .as_deref()
+        .and_then(acr::level)
+        .unwrap_or(1);
+    delegation.acr = acr::stated(client, session_level.min(consent_level), min)
+        .ok_or_else(|| unmet("the mandate's consent"))?
+        .to_string();
+    let code = tokens::random();
+    let code_grant = CodeGrant {
+        delegation,
+        redirect_uri: ix.redirect_uri.clone(),
+        code_challenge: ix.code_challenge.clone(),
+        nonce: ix.nonce.clone(),
+        journal_at_token: !journal_now,
+    };
+    let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
+    let key = code_key(&app.keys().access_token_for(&code));
+    // The code is stored before the use is journaled, and shown to nobody until the journal
+    // entry is committed: a store failure on either side leaves no journal entry without its
+    // code, and no code that could be redeemed without its entry.
+    app.ephemeral.put_json(&key, &code_grant, ttl).await?;
+    if journal_now {
+        let recorded = app
+            .write(move |store| store.record_use(&use_, now))
+            .await
+            .map_err(store_failure);
+        let refused = match recorded {
+            Ok(Ok(_)) => None,
+            Ok(Err(UseError::Refused(r))) => Some(Ok(Err(r))),
+            Ok(Err(UseError::Store(e))) => Some(Err(store_failure(e))),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(outcome) = refused {
+            // Never shown, so never redeemable; deleted so it does not linger either.
+            if let Err(e) = app.ephemeral.delete(&key).await {
+                tracing::warn!(error = %e, "unjournaled code left to expire");
+            }
+            return outcome;
+        }
+    }
+    tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
+    let to = return_to(app, ix);
+    Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))
+}
+
+/// Where answers to this interaction's client go.
+pub fn return_to(app: &App, ix: &Interaction) -> ReturnTo {
+    ReturnTo {
+        redirect_uri: ix.redirect_uri.clone(),
+        state: ix.state.clone(),
+        issuer: app.issuer().to_string(),
+    }
+}
