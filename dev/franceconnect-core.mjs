@@ -11,6 +11,8 @@
 //   - openid-client 5.x (`back/package.json`), a new Issuer from the FI's discovery URL at every
 //     login and at every callback (`oidc-client-issuer.service.ts` `getIssuer`, TODO #308), so
 //     discovery and the JWKS are read again each time;
+//   - its FI choice shows an FI whose highest allowedAcr is below the SP's acr_values as
+//     inactive (`core-fcp.controller.ts` `getInteraction`);
 //   - authorize (`core-fcp.service.ts` `redirectToIdp`): scope `openid profile email birth`
 //     (`docker/compose/fcp-low/.env/core-fcp-low.env`), `state` and `nonce` of 32 random bytes in
 //     hex (`oidc-client-utils.service.ts` `buildAuthorizeParameters`, stateLength 32), one
@@ -74,7 +76,9 @@ export function isIdpBirthdate(value) {
 }
 
 // class-validator's IsEmail, for the addresses a test or a demo writes.
-const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+// (validator.js isEmail: a UTF-8 local part; a domain of labels of 1–63 characters, its last
+// alphabetic or punycode).
+const EMAIL = /^[\p{L}\p{N}.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})$/u;
 
 /** The problems FranceConnect's `OidcIdentityDto` finds in an FI's userinfo ([] = valid). */
 export function identityProblems(identity) {
@@ -86,7 +90,8 @@ export function identityProblems(identity) {
   if (!GENDERS.includes(identity.gender)) problems.push('gender');
   if (typeof identity.birthcountry !== 'string' || !COG.test(identity.birthcountry)) problems.push('birthcountry');
   if (identity.birthcountry === COG_FRANCE && (typeof identity.birthplace !== 'string' || !COG.test(identity.birthplace))) problems.push('birthplace');
-  if (identity.preferred_username !== undefined && typeof identity.preferred_username !== 'string') problems.push('preferred_username');
+  // IsOptional: undefined and null pass.
+  if (identity.preferred_username != null && typeof identity.preferred_username !== 'string') problems.push('preferred_username');
   if (typeof identity.email !== 'string' || !EMAIL.test(identity.email)) problems.push('email');
   return problems;
 }
@@ -159,15 +164,28 @@ export function createCore({ provider, page, base, identityProviders, repScopeOf
 ${code ? `<p>Code d'erreur : <code>${escapeHtml(code)}</code></p>` : ''}
 <p><a href="${escapeHtml(base)}/">Revenir sur FranceConnect</a></p>`));
 
+  /** The SP's level FranceConnect works with (its acr_values, eidas1 when none). */
+  const spAcrOf = (params) => String(params.acr_values || 'eidas1').split(' ')[0];
+
+  /**
+   * Whether the FI can serve this SP's level: FranceConnect shows an FI whose highest
+   * allowedAcr is below the SP's acr_values as inactive (`core-fcp.controller.ts`
+   * `getInteraction`: `isAcrValid(getMaxAcr(provider.allowedAcr), acrValues)`).
+   */
+  const serves = (idp, params) => Math.max(...idp.allowedAcr.map((a) => ACR[a])) >= ACR[spAcrOf(params)];
+
   /** The buttons of the FI choice on FranceConnect's page (none when idp-proxy itself logs in). */
   function buttons(uid, params) {
     const offered = identityProviders.filter((idp) => idp.clientID !== params.client_id);
     if (!offered.length) return '';
     const list = offered.map((idp) => `<form method="post" action="/interaction/${escapeHtml(encodeURIComponent(uid))}/idp">
 <input type="hidden" name="providerUid" value="${escapeHtml(idp.uid)}">
-<button type="submit">S'identifier avec ${escapeHtml(idp.title)}</button>
+<button type="submit"${serves(idp, params) ? '' : ' disabled aria-describedby="niveau-insuffisant"'}>S'identifier avec ${escapeHtml(idp.title)}</button>
 </form>`).join('\n');
-    return `<h2>Ou choisissez un fournisseur d'identité</h2>\n${list}\n`;
+    const note = offered.some((idp) => !serves(idp, params))
+      ? '<p id="niveau-insuffisant">Un fournisseur grisé ne permet pas le niveau de sécurité demandé par ce service.</p>\n'
+      : '';
+    return `<h2>Ou choisissez un fournisseur d'identité</h2>\n${list}\n${note}`;
   }
 
   /** POST /interaction/:uid/idp (FranceConnect: POST /api/v2/redirect-to-idp). */
@@ -175,8 +193,12 @@ ${code ? `<p>Code d'erreur : <code>${escapeHtml(code)}</code></p>` : ''}
     const form = await readForm(req);
     const idp = identityProviders.find((i) => i.uid === form.get('providerUid'));
     if (!idp) return errorPage(res, 400, 'Fournisseur inconnu', "Ce fournisseur d'identité n'existe pas.");
+    if (!serves(idp, details.params)) {
+      // A disabled button cannot be pressed; a forged form gets no further.
+      return errorPage(res, 400, 'Fournisseur indisponible', "Ce fournisseur d'identité ne permet pas le niveau demandé par ce service.");
+    }
     const spId = String(details.params.client_id);
-    const spAcr = String(details.params.acr_values || 'eidas1').split(' ')[0];
+    const spAcr = spAcrOf(details.params);
     const lowest = [...idp.allowedAcr].sort((a, b) => ACR[a] - ACR[b])[0];
     const acrValues = ACR[spAcr] > ACR[lowest] ? spAcr : lowest;
     const state = random32();
@@ -259,7 +281,8 @@ ${code ? `<p>Code d'erreur : <code>${escapeHtml(code)}</code></p>` : ''}
     if (tokenProblems.length) return fail('token-result', `Réponse de jeton invalide (${tokenProblems.join(', ')})`, { problems: tokenProblems });
     let identity;
     try {
-      identity = await client.userinfo(tokenSet.access_token);
+      // getUserInfo calls getClient again: discovery and the JWKS read once more.
+      identity = await (await clientFor(idp)).userinfo(tokenSet.access_token);
     } catch (err) {
       return fail('userinfo', `Userinfo refusé : ${err.message}`);
     }
@@ -270,10 +293,7 @@ ${code ? `<p>Code d'erreur : <code>${escapeHtml(code)}</code></p>` : ''}
     if (identityProblemsFound.length) {
       return fail('identity', `Identité invalide (${identityProblemsFound.join(', ')})`, { problems: identityProblemsFound });
     }
-    // checkIfAcrIsValid: received ≥ requested, and one of the FI's allowedAcr.
-    if (!(ACR[tokenResult.acr] >= ACR[session.spAcr]) || !idp.allowedAcr.includes(tokenResult.acr)) {
-      return fail('acr', `Niveau ${tokenResult.acr} refusé (demandé ${session.spAcr}, autorisés ${idp.allowedAcr.join(',')})`, { acr: tokenResult.acr });
-    }
+    // The Aidants Connect verify handler runs before the default one (acr, RNIPP).
     const repScope = tokenResult.idpRepresentativeScope ?? [];
     if (idp.aidantsConnect) {
       const spRepScope = (await repScopeOf(session.spId)) ?? [];
@@ -283,6 +303,10 @@ ${code ? `<p>Code d'erreur : <code>${escapeHtml(code)}</code></p>` : ''}
           'Le mandat sélectionné ne contient pas les autorisations nécessaires à la connexion sur ce service. Vous pouvez recommencer la connexion avec un mandat présentant les autorisations nécessaires.',
           'Y500037');
       }
+    }
+    // checkIfAcrIsValid: received ≥ requested, and one of the FI's allowedAcr.
+    if (!(ACR[tokenResult.acr] >= ACR[session.spAcr]) || !idp.allowedAcr.includes(tokenResult.acr)) {
+      return fail('acr', `Niveau ${tokenResult.acr} refusé (demandé ${session.spAcr}, autorisés ${idp.allowedAcr.join(',')})`, { acr: tokenResult.acr });
     }
     const pivot = {
       given_name: identity.given_name,

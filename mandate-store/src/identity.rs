@@ -139,17 +139,23 @@ pub fn is_birthdate(date: &str) -> bool {
     }
 }
 
-/// An email address as a person types it: one `@`, a local part, a dotted domain, no space,
-/// at most 254 characters (the forms FranceConnect's `IsEmail` accepts, without the rarities).
+/// An email address as a person types it: one `@`, a local part (letters of any alphabet
+/// allowed), a dotted domain of ASCII labels of at most 63 characters ending in an alphabetic or
+/// punycode label, no space, at most 254 characters (the forms FranceConnect's `IsEmail`,
+/// validator.js, accepts, without the rarities).
 pub fn is_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
     let label_ok = |l: &str| {
-        !l.is_empty()
+        (1..=63).contains(&l.len())
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    // validator.js's isFQDN: the last label alphabetic, or punycode.
+    let tld_ok = |t: &str| {
+        (t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic())) || t.starts_with("xn--")
     };
     email.len() <= 254
         && !local.is_empty()
@@ -162,7 +168,7 @@ pub fn is_email(email: &str) -> bool {
             .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
         && domain.contains('.')
         && domain.split('.').all(label_ok)
-        && domain.rsplit('.').next().is_some_and(|tld| tld.len() >= 2)
+        && domain.rsplit('.').next().is_some_and(tld_ok)
 }
 
 /// An AES-256 data key and the id it is stored under.

@@ -7,8 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { makeSp, runDemarche, trace } from './harness.mjs';
-import { SP1, startSeededWorld } from './world.mjs';
+import { makeSp, runDemarche, startWorld, trace } from './harness.mjs';
+import { IMPORT, SP1, UPSTREAM_ACCOUNTS, startSeededWorld } from './world.mjs';
 
 const STRICT = { ...SP1, client_id: 'sp-eidas2', default_acr_values: ['eidas2'] };
 
@@ -67,5 +67,33 @@ describe('eIDAS levels (acr)', () => {
     const r = await run({ authParams: { acr_values: 'urn:example:loa:high' } });
     unmet(r);
     assert.equal(r.upstreamLogin, null, 'no login for a level nobody can reach');
+  });
+});
+
+describe('an aidants\' identity provider whose level is not mapped', () => {
+  let world;
+  let sp;
+
+  before(async () => {
+    // Abdel's identity provider vouches for a level of its own, which the configuration maps
+    // to no eIDAS level (no acr_levels entry): his logins reach none.
+    const accounts = UPSTREAM_ACCOUNTS.map((a) => (a.sub === 'abdel' ? { ...a, acr: 'https://idp.example/loa/own' } : a));
+    world = await startWorld({ clients: [SP1], importToml: IMPORT, upstreamAccounts: accounts });
+    sp = await makeSp(world.proxy, SP1);
+  });
+
+  after(async () => world?.stop());
+
+  it('answers unmet_authentication_requirements before the choice page, even to a client that asks no level', async () => {
+    // Every answer states an acr (FranceConnect's TokenResultDto requires one), eidas1 at least.
+    const r = await runDemarche({ proxy: world.proxy, upstream: world.upstream, sp, choose: () => assert.fail('no choice page') });
+    assert.equal(r.error?.error, 'unmet_authentication_requirements', trace(r));
+    assert.equal(r.interaction, null, 'the aidant is not asked to choose anybody first');
+  });
+
+  it('is what config check warns about', async () => {
+    const r = await world.proxy.cliResult(['config', 'check']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*`upstream\.aidant`: no acr_values nor acr_levels/);
   });
 });

@@ -11,7 +11,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Browser, formFields, parseForms, startWorld, textOf } from './harness.mjs';
+import {
+  Browser, FRANCECONNECT_IDP_SECRET, Issuer, formFields, generators, parseForms, startWorld, textOf,
+} from './harness.mjs';
 import { IMPORT, SIRET_A, SP1, UPSTREAM_ACCOUNTS } from './world.mjs';
 import {
   eventOf, fcTrace, franceConnectSp, spWithPerimeter, throughFranceConnect, wayBackForm,
@@ -71,13 +73,14 @@ describe('idp-proxy as FranceConnect\'s identity provider', () => {
     return eventOf(r, 'verified');
   }
 
-  /** idp-proxy's dead end went back to FranceConnect's callback with `error` and the right state. */
-  function assertReturned(r, error, what) {
+  /** idp-proxy's dead end went back to FranceConnect's callback with `error`, the description
+   *  of this dead end, and the right state. */
+  function assertReturned(r, error, description, what) {
     const trace = fcTrace(r, world);
     const back = eventOf(r, 'idp-error');
     assert.ok(back, `${what}: FranceConnect heard back (state checked by checkState)\n${trace}`);
     assert.equal(back.error, error, trace);
-    assert.ok(back.error_description, trace);
+    assert.equal(back.error_description, description, trace);
     assert.equal(eventOf(r, 'idp-error-refused'), undefined, trace);
     const sent = new URL(eventOf(r, 'redirect-to-idp').url);
     assert.equal(back.state, sent.searchParams.get('state'), 'the state FranceConnect sent');
@@ -157,7 +160,24 @@ describe('idp-proxy as FranceConnect\'s identity provider', () => {
   describe('every dead end goes back to FranceConnect with access_denied and its state', () => {
     it('the aidant cancels on the choice page', async () => {
       const r = await throughFranceConnect({ world, sp: sps['sp-logement'], goBack: true });
-      assertReturned(r, 'access_denied', 'cancel');
+      assertReturned(r, 'access_denied', 'the aidant cancelled', 'cancel');
+    });
+
+    it('a way back sends only the reason of the page that showed it', async () => {
+      const browser = new Browser();
+      const r = await throughFranceConnect({ world, sp: sps['sp-logement'], browser, choose: () => null });
+      const back = wayBackForm(r.proxyPage.html, new URL(r.proxyPage.url));
+      const forged = formFields(back);
+      assert.equal(forged.get('reason'), 'cancelled');
+      forged.set('reason', 'upstream_unavailable');
+      const first = world.franceconnect.events.length;
+      const refused = (await browser.navigate(back.action, { method: 'POST', form: forged })).final;
+      assert.equal(refused.status, 400);
+      assert.equal(world.franceconnect.events.length, first, 'FranceConnect heard nothing');
+      // The page's own form still works: the request was not spent.
+      await browser.navigate(back.action, { method: 'POST', form: formFields(back) });
+      const returned = world.franceconnect.events.slice(first).find((e) => e.type === 'idp-error');
+      assert.equal(returned?.error, 'access_denied');
     });
 
     it('nobody to act for', async () => {
@@ -166,36 +186,63 @@ describe('idp-proxy as FranceConnect\'s identity provider', () => {
       assert.match(r.proxyPage.text, /Aucune personne accompagnée/);
       assert.ok(wayBackForm(r.proxyPage.html, r.proxyPage.url), 'a way back on the empty page');
       const back = await throughFranceConnect({ world, sp: sps['sp-scope-9'], aidant: 'sophie', goBack: true });
-      assertReturned(back, 'access_denied', 'nobody');
+      assertReturned(back, 'access_denied', 'no usager has a mandate for what this service asks', 'nobody');
     });
 
     it('an aidant unknown to idp-proxy, and a disabled one', async () => {
       for (const aidant of ['inconnu', 'ancien']) {
         const r = await throughFranceConnect({ world, sp: sps['sp-logement'], aidant, goBack: true });
-        assertReturned(r, 'access_denied', aidant);
+        assertReturned(r, 'access_denied', 'the aidant is not an active aidant of an authorised structure', aidant);
       }
     });
 
     it('the aidant cancels at their identity provider: straight back, no page', async () => {
       const r = await throughFranceConnect({ world, sp: sps['sp-logement'], aidant: null });
-      assertReturned(r, 'access_denied', 'upstream cancel');
+      assertReturned(r, 'access_denied', "the aidant's identity provider refused the login", 'upstream cancel');
       assert.equal(r.proxyPage, null, 'no idp-proxy page was shown');
     });
 
-    it('is journaled as an abandoned authorization', async () => {
-      const csv = await world.proxy.cli(['journal', 'export']);
-      const abandoned = csv.split('\n').filter((l) => l.includes('authorization_abandoned'));
-      assert.ok(abandoned.length >= 4, csv.slice(-800));
-      assert.ok(abandoned.every((l) => l.includes('franceconnect')), 'the client is named');
+    it('is journaled as an abandoned authorization: the client, and the aidant when known', async () => {
+      // seq,date,action,demarche,service,aidant,organisation,usager,mandat; newest first.
+      const rows = async () => (await world.proxy.cli(['journal', 'export'])).split('\n').slice(1)
+        .filter(Boolean).map((l) => l.split(','));
+      const last = Math.max(...(await rows()).map((r) => Number(r[0])));
+      await throughFranceConnect({ world, sp: sps['sp-logement'], goBack: true });
+      await throughFranceConnect({ world, sp: sps['sp-logement'], aidant: 'inconnu', goBack: true });
+      const added = (await rows()).filter((r) => Number(r[0]) > last);
+      const abandoned = added.filter((r) => r[2] === 'authorization_abandoned').reverse();
+      assert.equal(abandoned.length, 2, added.map((r) => r.join(',')).join('\n'));
+      const [cancelled, unknown] = abandoned;
+      assert.equal(cancelled[4], 'franceconnect');
+      assert.equal(cancelled[5], 'Abdel KARIM', 'the aidant who cancelled');
+      assert.equal(unknown[4], 'franceconnect');
+      assert.equal(unknown[5], '', 'an identity idp-proxy does not know names no aidant');
     });
   });
 
-  it('an acr outside allowed_acr is unmet_authentication_requirements, before any page', async () => {
-    // FranceConnect asks max(the service's level, the lowest allowedAcr) (getAcrToAskToIdp).
+  it('an acr above allowed_acr: FranceConnect greys Aidants Connect out, and idp-proxy answers unmet_authentication_requirements before any page', async () => {
+    // FranceConnect shows an identity provider whose highest allowedAcr is below the service's
+    // level as inactive (core-fcp.controller.ts getInteraction).
     const r = await throughFranceConnect({ world, sp: sps['sp-logement'], acr: 'eidas2' });
-    assert.equal(new URL(eventOf(r, 'redirect-to-idp').url).searchParams.get('acr_values'), 'eidas2');
-    assertReturned(r, 'unmet_authentication_requirements', 'eidas2');
-    assert.equal(r.proxyPage, null, 'no page shown');
+    assert.match(r.fcChoice.html, /<button type="submit" disabled[^>]*>S'identifier avec Aidants Connect/);
+    assert.equal(eventOf(r, 'redirect-to-idp'), undefined, 'FranceConnect never calls it');
+    // Asked anyway, as FranceConnect's core would ask (getAcrToAskToIdp: the service's eidas2).
+    const issuer = await Issuer.discover(world.proxy.issuer);
+    const fcAtProxy = new issuer.Client({
+      client_id: 'franceconnect',
+      client_secret: FRANCECONNECT_IDP_SECRET,
+      redirect_uris: [`${world.franceconnect.issuer}/oidc-callback`],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_post',
+    });
+    const state = generators.state();
+    const url = fcAtProxy.authorizationUrl({ scope: 'openid profile email birth', acr_values: 'eidas2', prompt: 'login', state, nonce: generators.nonce() });
+    const nav = await new Browser().navigate(url, { stopAt: (u) => u.pathname.endsWith('/oidc-callback') });
+    assert.equal(nav.steps.length, 1, 'answered at once, no page');
+    const answer = nav.stoppedAt.searchParams;
+    assert.equal(answer.get('error'), 'unmet_authentication_requirements');
+    assert.equal(answer.get('state'), state);
+    assert.equal(answer.get('iss'), world.proxy.issuer);
   });
 
   it('ends the aidant\'s session when FranceConnect logs out (RP-initiated, id_token_hint, state)', async () => {

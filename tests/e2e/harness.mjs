@@ -422,6 +422,9 @@ async function waitForDiscovery(issuer, child, stderrRef, timeoutMs = 20_000) {
   throw new Error(`idp-proxy did not answer ${issuer}/.well-known/openid-configuration with 200 within ${timeoutMs / 1000} s (last: ${lastError})\n--- stderr ---\n${stderrRef()}`);
 }
 
+/** FranceConnect's secret at idp-proxy (its client_id is the example's, `franceconnect`). */
+export const FRANCECONNECT_IDP_SECRET = 'franceconnect-idp-secret-for-e2e-tests';
+
 /**
  * The [[clients]] entry of FranceConnect at idp-proxy: config/franceconnect.example.toml as it
  * ships, with the development FranceConnect's URLs (`fcIssuer`, its /api/v2 base) for the real
@@ -452,7 +455,7 @@ export async function startWorld({ clients, importToml, upstreamAccounts, databa
   if (franceconnect) {
     const { startFranceConnect, defaultClients, aidantsConnect } = await import('../../dev/franceconnect.mjs');
     const { serviceProviders } = franceconnect === true ? {} : franceconnect;
-    const secret = 'franceconnect-idp-secret-for-e2e-tests';
+    const secret = FRANCECONNECT_IDP_SECRET;
     fc = await startFranceConnect({
       port: 0,
       quiet: !VERBOSE,

@@ -69,8 +69,10 @@ impl Config {
     }
 
     /// A client with `franceconnect = true` as FranceConnect's core calls its identity
-    /// providers: `client_secret_post`, no PKCE (it sends none), ES256 or RS256 for the ID token
-    /// and a signed userinfo (its registration takes these only), and `allowed_acr` recorded.
+    /// providers: `client_secret_post`, no PKCE (it sends none), and `allowed_acr` recorded.
+    /// FranceConnect's registration takes any algorithm (its fixtures mostly HS256, keyed with
+    /// the shared secret); idp-proxy signs asymmetrically only, ES256 or RS256, the ones
+    /// FranceConnect's documentation names: Aidants Connect is registered with one of them.
     pub(super) fn validate_franceconnect_client(
         &self,
         c: &Client,
@@ -79,8 +81,7 @@ impl Config {
         if !c.franceconnect {
             return Ok(());
         }
-        let asymmetric =
-            |a: Option<SigningAlg>| matches!(a, Some(SigningAlg::ES256 | SigningAlg::RS256));
+        let named = |a: SigningAlg| matches!(a, SigningAlg::ES256 | SigningAlg::RS256);
         let problems = [
             (
                 c.token_endpoint_auth_method != ClientAuth::ClientSecretPost,
@@ -95,16 +96,16 @@ impl Config {
                 "set pkce_required = false",
             ),
             (
-                !asymmetric(Some(c.id_token_signed_response_alg)),
+                !named(c.id_token_signed_response_alg),
                 "id_token_signed_response_alg",
-                "FranceConnect registers ES256 or RS256",
-                "set \"ES256\" (recommended) or \"RS256\", as registered",
+                "FranceConnect's documentation names ES256 and RS256",
+                "register Aidants Connect at FranceConnect with ES256 (recommended) or RS256, and set the same here",
             ),
             (
-                !asymmetric(c.userinfo_signed_response_alg),
+                !c.userinfo_signed_response_alg.is_none_or(named),
                 "userinfo_signed_response_alg",
-                "FranceConnect v2 reads userinfo as a JWT signed ES256 or RS256",
-                "set \"ES256\" (recommended) or \"RS256\", as registered",
+                "FranceConnect's documentation names ES256 and RS256",
+                "set what FranceConnect registered: ES256 (recommended) or RS256, or nothing for a JSON userinfo",
             ),
             (
                 c.allowed_acr.is_none(),
@@ -158,7 +159,14 @@ impl Config {
         let aidant = &self.upstream.aidant;
         let reachable = aidant.highest_level();
         let file = self.source.display();
-        self.clients
+        let unmapped = reachable.is_none().then(|| {
+            format!(
+                "{file}: `upstream.aidant`: no acr_values nor acr_levels. Every answer states an eIDAS level, eidas1 at least: an aidant's login reaches one only if the provider's ID tokens carry acr eidas1…eidas3 themselves. Fix: map its acr values with acr_levels (e.g. {{ \"…/loa/password\" = \"eidas1\" }}); otherwise every démarche ends with unmet_authentication_requirements"
+            )
+        });
+        unmapped
+            .into_iter()
+            .chain(self.clients
             .iter()
             .enumerate()
             .filter(|(_, c)| c.allowed_acr.is_some())
@@ -169,7 +177,7 @@ impl Config {
                     c.client_id,
                     acr::name(c.acr_range().0).unwrap_or_default(),
                 )
-            })
+            }))
             .collect()
     }
 }
@@ -199,7 +207,6 @@ userinfo = true
 FC
 [[clients]]
 client_id = "franceconnect"
-token_endpoint_auth_method = "client_secret_post"
 client_secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 redirect_uris = ["http://127.0.0.1:9300/api/v2/oidc-callback"]
 demarches = ["argent"]
@@ -255,7 +262,7 @@ CLIENT
     #[test]
     fn a_franceconnect_client_is_configured_as_franceconnect_calls() {
         let fc = "acr_values = \"eidas1\"";
-        let ok = "franceconnect = true\npkce_required = false\nallowed_acr = [\"eidas1\"]\nuserinfo_signed_response_alg = \"ES256\"";
+        let ok = "franceconnect = true\ntoken_endpoint_auth_method = \"client_secret_post\"\npkce_required = false\nallowed_acr = [\"eidas1\"]\nuserinfo_signed_response_alg = \"ES256\"";
         let c = load("", fc, ok).unwrap();
         assert!(c
             .upstream
@@ -267,16 +274,21 @@ CLIENT
         for (without, broken) in [
             ("pkce_required = false", "pkce_required"),
             ("allowed_acr = [\"eidas1\"]", "allowed_acr"),
-            (
-                "userinfo_signed_response_alg = \"ES256\"",
-                "userinfo_signed_response_alg",
-            ),
         ] {
             let err = load("", fc, &ok.replace(without, ""))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(&format!("clients[0].{broken}")), "{err}");
         }
+        // A JSON userinfo is what FranceConnect reads when it registered no algorithm.
+        let json = ok.replace("userinfo_signed_response_alg = \"ES256\"", "");
+        assert!(load("", fc, &json).is_ok());
+        let basic = ok.replace("client_secret_post", "client_secret_basic");
+        let err = load("", fc, &basic).unwrap_err().to_string();
+        assert!(
+            err.contains("clients[0].token_endpoint_auth_method"),
+            "{err}"
+        );
         let ps = format!("{ok}\nid_token_signed_response_alg = \"PS256\"");
         let err = load("", fc, &ps).unwrap_err().to_string();
         assert!(
@@ -303,7 +315,8 @@ CLIENT
     fn config_check_warns_when_the_aidant_login_cannot_reach_allowed_acr() {
         let fc = "acr_values = \"eidas1\"";
         let eidas2 = "allowed_acr = [\"eidas2\"]";
-        let warnings = load("", fc, eidas2).unwrap().warnings();
+        let password = "acr_values = \"eidas1\"";
+        let warnings = load(password, fc, eidas2).unwrap().warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
             warnings[0].contains("clients[0].allowed_acr"),
@@ -315,7 +328,10 @@ CLIENT
             .is_empty());
         let mapped = "[upstream.aidant.acr_levels]\n\"https://idp.example/loa/2\" = \"eidas2\"";
         assert!(load(mapped, fc, eidas2).unwrap().warnings().is_empty());
-        // No allowed_acr: nothing to warn about.
-        assert!(load("", fc, "").unwrap().warnings().is_empty());
+        // No allowed_acr: nothing to warn about but an aidants' IdP of unknown levels.
+        assert!(load(password, fc, "").unwrap().warnings().is_empty());
+        let unknown = load("", fc, "").unwrap().warnings();
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert!(unknown[0].contains("`upstream.aidant`"), "{unknown:?}");
     }
 }

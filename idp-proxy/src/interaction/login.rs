@@ -13,9 +13,7 @@ use super::get_bound;
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
 use crate::provider::page::ErrorPage;
-use crate::provider::records::{
-    interaction_key, interaction_storage_ttl, AidantSession, Interaction, UpstreamLogin,
-};
+use crate::provider::records::{interaction_key, AidantSession, Interaction, UpstreamLogin};
 use crate::provider::respond::{send_back, way_back, Abandon};
 use crate::provider::session::{self, upstream_page};
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, SESSION_COOKIE};
@@ -163,19 +161,12 @@ pub async fn callback(
         sid: tokens::random(),
         choices: Vec::new(),
         served: Vec::new(),
+        // The authorization this login was made for: its `prompt=login` is answered by this
+        // session only (not by an older one of this browser, nor by it for another request).
+        fresh_for: login.then.strip_prefix("/interaction/").map(str::to_string),
     };
     let cookie = tokens::random();
     session::save(&app, &cookie, &session).await?;
-    // The authorization that asked `prompt=login` has its fresh login now.
-    if let Some((id, mut ix)) = interaction_of(&app, &login.then, &session.browser).await {
-        if ix.force_login {
-            ix.force_login = false;
-            let ttl = interaction_storage_ttl(&app.config.session);
-            app.ephemeral
-                .put_json(&interaction_key(&id), &ix, ttl)
-                .await?;
-        }
-    }
 
     let entry = NewJournalEntry {
         action: JournalAction::AidantLogin.into(),

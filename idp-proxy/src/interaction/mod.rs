@@ -25,7 +25,7 @@ use crate::provider::page::{html, ErrorPage, WayBack};
 use crate::provider::records::{
     interaction_key, interaction_storage_ttl, AidantSession, Interaction, LastChoice,
 };
-use crate::provider::respond::{issue_code, see_other, way_back, Abandon};
+use crate::provider::respond::{aidant_level, issue_code, see_other, way_back, Abandon};
 use crate::provider::session;
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
 use french::{born, french_date};
@@ -140,14 +140,23 @@ async fn load(
             .into());
     }
     match session::current(req, app, &browser).await? {
-        Some((cookie, mut s)) if session::satisfies(app, &s, &ix, now) => {
+        Some((cookie, mut s)) if session::satisfies(app, &s, &ix, id, now) => {
             let limit = crate::provider::limits::Limit::Aidant;
             if let Some(after) = crate::provider::limits::over(app, limit, &s.aidant_id).await? {
                 return Err(ErrorPage::too_many(after).into());
             }
+            // An aidant no longer allowed to act (403) may go back; a store failure may not:
+            // the way back needs the store too.
             session::keep(app, &cookie, &mut s, now)
                 .await
-                .map_err(|e| e.with_way_back(back(Abandon::UnknownAidant)))?;
+                .map_err(|e| match &e {
+                    FrontError::Page(p) if p.status == StatusCode::FORBIDDEN => {
+                        e.with_way_back(back(Abandon::UnknownAidant))
+                    }
+                    _ => e,
+                })?;
+            // A login below the level the client needs: said to the client at once.
+            aidant_level(app, &ix, &s)?;
             Ok(Ok((ix, cookie, s)))
         }
         stale => Ok(Err(session::start(

@@ -111,7 +111,7 @@ async fn authorize(req: &HttpRequest, app: &App, raw: &[u8]) -> Result<HttpRespo
     // A stale session (idle, too old for max_age) sends the aidant to authenticate again.
     let (fresh, stale) = match session::current(req, app, &browser).await? {
         Some((_, s)) => {
-            let ok = session::satisfies(app, &s, &interaction, now);
+            let ok = session::satisfies(app, &s, &interaction, &id, now);
             (ok, !ok)
         }
         None => (false, false),
@@ -193,7 +193,8 @@ async fn silently(
         )
     };
     let session = session::current(req, app, browser).await?;
-    let Some((_, s)) = session.filter(|(_, s)| session::satisfies(app, s, ix, app.now())) else {
+    let Some((_, s)) = session.filter(|(_, s)| session::satisfies(app, s, ix, "", app.now()))
+    else {
         return Err(login_required());
     };
     let last = s

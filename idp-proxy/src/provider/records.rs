@@ -69,6 +69,10 @@ pub struct AidantSession {
     /// the clients configured.
     #[serde(default)]
     pub served: Vec<String>,
+    /// The interaction whose login opened this session: the only one whose `prompt=login`
+    /// it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_for: Option<String>,
 }
 
 /// A choice the aidant made for a client in this session. Ids only.

@@ -135,7 +135,7 @@ pub fn way_back(app: &App, id: &str, ix: &Interaction, reason: Abandon) -> WayBa
         .is_some_and(|c| c.franceconnect);
     WayBack {
         action: format!("/interaction/{id}/annuler"),
-        csrf: ix.csrf.clone(),
+        csrf: way_back_token(ix, reason),
         reason: reason.as_str(),
         label: if franceconnect {
             "Annuler et revenir sur FranceConnect"
@@ -143,6 +143,12 @@ pub fn way_back(app: &App, id: &str, ix: &Interaction, reason: Abandon) -> WayBa
             "Annuler et revenir au service"
         },
     }
+}
+
+/// The way back's CSRF token, bound to its reason: a form can only send back the reason of a
+/// page this browser was shown (the interaction's CSRF token is never shown bare there).
+pub fn way_back_token(ix: &Interaction, reason: Abandon) -> String {
+    tokens::sha256_b64(&format!("{}:{}", ix.csrf, reason.as_str()))
 }
 
 /// Journals the abandoned authorization and sends the browser back to the client. The
@@ -179,6 +185,24 @@ pub async fn send_back(
     see_other(return_to(app, ix).url(&[("error", error), ("error_description", description)]))
 }
 
+/// The eIDAS level of the aidant's login, if it reaches what the request needs; else the
+/// answer to the client (`unmet_authentication_requirements`), before the aidant is asked
+/// anything on the choice page.
+pub fn aidant_level(app: &App, ix: &Interaction, s: &AidantSession) -> Result<u8, FrontError> {
+    let level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
+    let min = ix.acr_min.unwrap_or(1);
+    if level < min {
+        return Err(FrontError::Redirect {
+            to: return_to(app, ix),
+            error: acr::unmet(&format!(
+                "the aidant's login reached no {} or higher",
+                acr::name(min).unwrap_or_default()
+            )),
+        });
+    }
+    Ok(level)
+}
+
 /// The mandate checked, a code stored, then the use journaled (re-checked in the same
 /// transaction); or, `journal_now` false, only checked: the token endpoint journals it when
 /// the client redeems the code. Then the browser is sent back to the client with the code:
@@ -192,22 +216,15 @@ pub async fn issue_code(
     demarche: Demarche,
     journal_now: bool,
 ) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
-    let session_level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
+    let session_level = aidant_level(app, ix, s)?;
     let min = ix.acr_min.unwrap_or(1);
-    let unmet = |what: &str| FrontError::Redirect {
-        to: return_to(app, ix),
-        error: acr::unmet(&format!(
-            "{what} reached no {} or higher",
-            acr::name(min).unwrap_or_default()
-        )),
-    };
     let client = app
         .config
         .client(&ix.client_id)
-        .ok_or_else(|| unmet("the request"))?;
-    if session_level < min {
-        return Err(unmet("the aidant's login"));
-    }
+        .ok_or_else(|| FrontError::Redirect {
+            to: return_to(app, ix),
+            error: super::error::OAuthError::invalid_request("the client is no longer registered"),
+        })?;
     let mut delegation = Delegation {
         client_id: ix.client_id.clone(),
         scopes: ix.scopes.clone(),
@@ -242,8 +259,9 @@ pub async fn issue_code(
         .as_deref()
         .and_then(acr::level)
         .unwrap_or(1);
+    // `acr()` kept the minimum within the client's levels, and the consent was checked above it.
     delegation.acr = acr::stated(client, session_level.min(consent_level), min)
-        .ok_or_else(|| unmet("the mandate's consent"))?
+        .unwrap_or_default()
         .to_string();
     let code = tokens::random();
     let code_grant = CodeGrant {

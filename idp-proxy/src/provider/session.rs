@@ -83,14 +83,15 @@ pub async fn current(
         .map(|s| (cookie, s)))
 }
 
-/// Whether the session may serve this interaction without a new upstream login: not idle
+/// Whether the session may serve interaction `id` without a new upstream login: not idle
 /// too long, young enough for `max_age`, and, if the request asked `prompt=login`, opened by
-/// the login made for it (the login callback then clears `force_login`: FranceConnect's core
-/// asks `prompt=login` every time, and two of its requests may come within the same second).
-pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, now: i64) -> bool {
+/// the login made for this very request (`fresh_for`; FranceConnect's core asks
+/// `prompt=login` every time, and two of its requests may come within the same second).
+pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, id: &str, now: i64) -> bool {
     let idle = now - s.last_seen > app.config.session.idle_timeout_secs as i64;
     let too_old = ix.max_age.is_some_and(|m| now - s.auth_time > m);
-    !(idle || too_old || ix.force_login)
+    let login_asked = ix.force_login && s.fresh_for.as_deref() != Some(id);
+    !(idle || too_old || login_asked)
 }
 
 /// Whether the session may act now: not idle longer than the configured limit.

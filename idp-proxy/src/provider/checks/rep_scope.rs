@@ -57,7 +57,9 @@ pub fn rep_scope(
             OAuthError::invalid_request("rep_scope values must be an array of strings")
         })?;
         let (d, named_in) = Demarche::from_either(name).map_err(|_| {
-            OAuthError::invalid_request(format!("rep_scope value {name} is not a known demarche"))
+            // Named, as far as a person needs to recognise it: never a long echo of the input.
+            let shown: String = name.chars().take(40).collect();
+            OAuthError::invalid_request(format!("rep_scope value {shown} is not a known demarche"))
         })?;
         if named_in == Vocabulary::FranceConnect {
             vocabulary = Vocabulary::FranceConnect;
