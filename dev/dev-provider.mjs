@@ -79,6 +79,19 @@ export function send(res, status, html) {
 // enough here (top-level redirects), and signed cookies keep them tamper-proof.
 export const COOKIE_OPTIONS = Object.freeze({ signed: true, httpOnly: true, sameSite: 'lax' });
 
+/**
+ * Finishes `interaction` with `result` and sends the browser back to oidc-provider's resume
+ * endpoint, as `provider.interactionFinished` does, for an interaction already loaded.
+ */
+export async function resumeWith(res, interaction, result) {
+  interaction.result = result;
+  await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+  res.statusCode = 303;
+  res.setHeader('Location', interaction.returnTo);
+  res.setHeader('Content-Length', '0');
+  return res.end();
+}
+
 const isPlainObject = (v) => v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype;
 
 /** `over` on top of `base`, plain objects merged key by key (arrays and functions replaced). */
@@ -201,12 +214,7 @@ export async function startDevProvider({
         const previous = await provider.Session.findByUid(session.uid);
         if (previous) await previous.destroy();
         details.session = undefined;
-        details.result = result;
-        await details.save(details.exp - Math.floor(Date.now() / 1000));
-        res.statusCode = 303;
-        res.setHeader('Location', details.returnTo);
-        res.setHeader('Content-Length', '0');
-        return res.end();
+        return resumeWith(res, details, result);
       }
       return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
     };

@@ -49,7 +49,7 @@
 // to `events` so that tests can check what FranceConnect saw.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { escapeHtml, readForm, send } from './dev-provider.mjs';
+import { escapeHtml, readForm, resumeWith, send } from './dev-provider.mjs';
 import { Issuer, custom } from 'openid-client';
 
 // FranceConnect's outgoing timeout (REQUEST_TIMEOUT, 6000 ms in its dev env).
@@ -227,12 +227,7 @@ ${code ? `<p>Code d'erreur : <code>${escapeHtml(code)}</code></p>` : ''}
   async function finishInteraction(res, uid, result) {
     const interaction = await provider().Interaction.find(uid);
     if (!interaction) return errorPage(res, 400, 'Session expirée', 'La connexion a expiré. Recommencez depuis le service.');
-    interaction.result = result;
-    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
-    res.statusCode = 303;
-    res.setHeader('Location', interaction.returnTo);
-    res.setHeader('Content-Length', '0');
-    return res.end();
+    return resumeWith(res, interaction, result);
   }
 
   /** GET /api/v2/oidc-callback */

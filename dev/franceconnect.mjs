@@ -150,7 +150,8 @@ async function endSessionAtOnce(ctx, core) {
     if (state.state != null) url.searchParams.set('state', state.state);
     target = url.href;
   }
-  // Logged in at an identity provider (idp-proxy): its logout first, then back here and on.
+  // Logged in at an identity provider (idp-proxy): its logout first, then back here and on
+  // (core-oidc-provider-config-app.service.ts, franceconnect-core.mjs idpLogout).
   ctx.redirect((accountId && await core?.idpLogout(accountId, target)) || target);
 }
 
@@ -245,7 +246,8 @@ export async function startFranceConnect({
             for (const name of USAGER_CLAIMS) {
               if (a[name] !== undefined && a[name] !== null && a[name] !== '') claims[name] = a[name];
             }
-            // The identity provider's own birthdate, as FranceConnect passes it on.
+            // The identity provider's own birthdate, as FranceConnect passes it on
+            // (core-fcp-default-verify.handler.ts buildFromRnippIdentity: idp_birthdate).
             claims.idp_birthdate ??= a.birthdate;
             return claims;
           },
@@ -266,6 +268,7 @@ export async function startFranceConnect({
         birthcountry: ['birthcountry'],
         email: ['email'],
         preferred_username: ['preferred_username'],
+        // FranceConnect's own scopes (back/libs/scopes/src/data/fcp-low/fcp-low.scopes.ts).
         idp_birthdate: ['idp_birthdate'],
         idp_id: ['idp_id'],
         profile: ['given_name', 'family_name', 'birthdate', 'gender', 'preferred_username'],

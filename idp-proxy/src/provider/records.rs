@@ -206,6 +206,11 @@ pub struct PendingLogout {
 }
 
 impl Interaction {
+    /// The lowest eIDAS level (1–3) the answer may state.
+    pub fn min_level(&self) -> u8 {
+        self.acr_min.unwrap_or(1)
+    }
+
     /// Past `session.interaction_ttl_secs` a request no longer serves; it is kept as long
     /// again (`interaction_storage_ttl`) so that the aidant can still be sent back to it.
     pub fn expired(&self, session: &crate::config::Session, now: i64) -> bool {

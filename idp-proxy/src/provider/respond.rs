@@ -190,7 +190,7 @@ pub async fn send_back(
 /// anything on the choice page.
 pub fn aidant_level(app: &App, ix: &Interaction, s: &AidantSession) -> Result<u8, FrontError> {
     let level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
-    let min = ix.acr_min.unwrap_or(1);
+    let min = ix.min_level();
     if level < min {
         return Err(FrontError::Redirect {
             to: return_to(app, ix),
@@ -217,7 +217,7 @@ pub async fn issue_code(
     journal_now: bool,
 ) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
     let session_level = aidant_level(app, ix, s)?;
-    let min = ix.acr_min.unwrap_or(1);
+    let min = ix.min_level();
     let client = app
         .config
         .client(&ix.client_id)
