@@ -113,7 +113,7 @@ struct Mandate {
     /// The eIDAS level (`eidas1`…) the usager logged in with when giving it, if known; unset
     /// counts as eidas1 (a mandate is always given after a FranceConnect login).
     #[serde(default)]
-    consent_acr: Option<String>,
+    consent_acr: Option<mandate_store::Level>,
 }
 
 fn yes() -> bool {
@@ -159,7 +159,10 @@ pub fn import(
     for a in &data.aidants {
         let aidant = store.upsert_aidant(
             &NewAidant {
-                issuer: a.issuer.clone().unwrap_or_else(|| default_issuer.clone()),
+                issuer: a
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| default_issuer.to_string()),
                 subject: a.subject.clone(),
                 email: a.email.clone(),
                 given_name: a.given_name.clone(),
@@ -215,12 +218,6 @@ pub fn import(
             (None, Some(t)) => t.timestamp(),
             _ => return Err(problem("give either `days` (1 to 366) or `expires_at`")),
         };
-        if m.consent_acr
-            .as_deref()
-            .is_some_and(|a| crate::provider::checks::acr::level(a).is_none())
-        {
-            return Err(problem("`consent_acr` must be eidas1, eidas2 or eidas3"));
-        }
         if m.demarches.is_empty() {
             return Err(problem("`demarches` is empty"));
         }

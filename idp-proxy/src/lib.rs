@@ -45,7 +45,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
         store.migrate()?;
     }
     let e = &config.ephemeral;
-    let timeout = std::time::Duration::from_millis(e.timeout_ms);
+    let timeout = e.timeout;
     let url = e.url.as_deref().unwrap_or_default();
     let ephemeral: Arc<dyn EphemeralStore> = match e.backend {
         EphemeralBackend::Memory => Arc::new(MemoryStore::default()),
@@ -102,8 +102,8 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let workers = config.server.workers;
-    let shutdown = config.server.shutdown_timeout_secs;
-    let drain = std::time::Duration::from_secs(config.server.drain_secs);
+    let shutdown = config.server.shutdown_timeout;
+    let drain = config.server.drain;
     let metrics_listen = config.metrics.as_ref().map(|m| m.listen);
     for warning in config.warnings() {
         tracing::warn!(%warning, "configuration");
@@ -120,7 +120,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Keys added or rotated (data keys, signing keys) reach this node without a restart.
     let reload = app.clone();
     actix_web::rt::spawn(async move {
-        let every = std::time::Duration::from_secs(reload.config.keys.reload_secs.max(1));
+        let every = reload.config.keys.reload;
         let mut tick = actix_web::rt::time::interval(every);
         loop {
             tick.tick().await;
@@ -139,7 +139,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // Nodes take turns through the store's write lock; a purge already done is a no-op.
         let purge = app.clone();
         actix_web::rt::spawn(async move {
-            let every = std::time::Duration::from_secs(purge.config.retention.purge_every_secs);
+            let every = purge.config.retention.purge_every;
             // A minute after start, then every period: a node restarted more often than the
             // period still purges.
             let first = actix_web::rt::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -188,7 +188,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .configure(interaction::routes)
     })
     .worker_max_blocking_threads(blocking)
-    .shutdown_timeout(shutdown)
+    .shutdown_timeout(shutdown.as_secs())
     .disable_signals()
     .bind(listen)?;
     if let Some(w) = workers {
@@ -196,7 +196,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let signals = Signals::register()?;
     let server = server.run();
-    let shutdown = Duration::from_secs(shutdown);
     let stopped = actix_web::rt::spawn(signals.handle(server.handle(), stopping, drain, shutdown));
     let Some(addr) = metrics_listen else {
         let served = server.await;

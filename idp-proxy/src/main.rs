@@ -214,7 +214,7 @@ fn init_logs() {
 fn open(config: &Config) -> anyhow::Result<mandate_store::Store> {
     let keys = KeyRing::load(&config.keys.dir)?;
     let mut config = config.clone();
-    config.database.statement_timeout_ms = 0;
+    config.database.statement_timeout = std::time::Duration::ZERO;
     let store = idp_proxy::open_store(&config, &keys)?;
     store.migrate()?;
     Ok(store)
@@ -251,16 +251,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             // Retired keys stay published as long as a token they signed may be checked: an
             // ID token kept as a logout hint lives as long as the aidant's session.
-            let keep = config
-                .tokens
-                .id_token_ttl_secs
-                .max(config.session.max_lifetime_secs)
-                + 2 * config.keys.reload_secs
-                + 60;
+            let keep = config.tokens.id_token_ttl.max(config.session.max_lifetime)
+                + 2 * config.keys.reload
+                + std::time::Duration::from_secs(60);
             let rotated = KeyRing::rotate(
                 &config.keys.dir,
                 config.keys.min_next_age(),
-                now + keep as i64,
+                now + keep.as_secs() as i64,
             )?;
             for r in rotated {
                 match r.activated {
@@ -381,7 +378,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Aidants(cmd) => {
             let store = open(&config)?;
-            let issuer = config.upstream.aidant.issuer.clone();
+            let issuer = config.upstream.aidant.issuer.to_string();
             match cmd {
                 AidantsCommand::Add {
                     subject,

@@ -11,6 +11,7 @@ use crate::demarche::Demarche;
 use crate::error::StoreError;
 use crate::identity::{Identity, Sealer};
 use crate::journal::{self, JournalAction, NewJournalEntry};
+use crate::level::Level;
 use crate::mandate::{Mandate, MandateRow};
 use crate::organisation::Organisation;
 use crate::schema::{aidants, mandates, memberships, organisations, usagers};
@@ -25,9 +26,9 @@ pub struct Use {
     pub organisation_id: String,
     pub demarche: Demarche,
     pub client_id: String,
-    /// The consent levels (`acr` of the usager's login when they gave the mandate) the
+    /// The lowest consent level (`acr` of the usager's login when they gave the mandate) the
     /// request accepts; `None`: any, or none recorded.
-    pub consent_acr_in: Option<Vec<String>>,
+    pub consent_at_least: Option<Level>,
 }
 
 /// What a token may say: the usager acted for, by whom, on which démarche, until when.
@@ -41,7 +42,7 @@ pub struct Grant {
     pub aidant: Aidant,
     pub organisation: Organisation,
     /// The `acr` the usager logged in with when giving the mandate, if recorded.
-    pub consent_acr: Option<String>,
+    pub consent_acr: Option<Level>,
 }
 
 /// Why the answer is no.
@@ -127,7 +128,7 @@ impl Use {
             aidant_id: &self.aidant_id,
             organisation_id: &self.organisation_id,
             demarche: self.demarche,
-            consent_acr_in: self.consent_acr_in.as_deref(),
+            consent_at_least: self.consent_at_least,
         }
     }
 }
@@ -138,7 +139,7 @@ struct Ask<'a> {
     aidant_id: &'a str,
     organisation_id: &'a str,
     demarche: Demarche,
-    consent_acr_in: Option<&'a [String]>,
+    consent_at_least: Option<Level>,
 }
 
 /// The check, as one query: the mandate by primary key, its usager and organisation by
@@ -156,7 +157,7 @@ fn check(
         aidant_id,
         organisation_id,
         demarche,
-        consent_acr_in,
+        consent_at_least,
     } = ask;
     // Owned: diesel requires 'static binds inside a join's ON clause.
     let acting = aidant_id.to_owned();
@@ -227,9 +228,9 @@ fn check(
     }
     let consent_acr = serde_json::from_str::<serde_json::Value>(&consent)
         .ok()
-        .and_then(|c| c.get("acr")?.as_str().map(str::to_owned));
-    if let Some(accepted) = consent_acr_in {
-        if !consent_acr.as_ref().is_some_and(|a| accepted.contains(a)) {
+        .and_then(|c| Level::named(c.get("acr")?.as_str()?));
+    if let Some(min) = consent_at_least {
+        if consent_acr.is_none_or(|a| a < min) {
             return Err(Refusal::ConsentLevel.into());
         }
     }
@@ -297,7 +298,7 @@ impl Store {
             aidant_id,
             organisation_id,
             demarche,
-            consent_acr_in: None,
+            consent_at_least: None,
         };
         check(&mut conn, &self.sealer(), ask, now)
     }

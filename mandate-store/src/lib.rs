@@ -12,6 +12,7 @@ mod error;
 mod grant;
 mod identity;
 mod journal;
+pub mod level;
 mod mandate;
 mod organisation;
 mod retention;
@@ -31,6 +32,7 @@ pub use journal::{
     verify_chain, ChainBreak, ChainBreakKind, JournalAction, JournalEntry, JournalFilter,
     JournalReport, NewJournalEntry, VerifyError, GENESIS_HASH,
 };
+pub use level::{Level, UnknownLevel};
 pub use mandate::{Actor, GiveMandate, GivenMandate, Mandate, NewMandate, UsableMandate};
 pub use organisation::Organisation;
 pub use retention::Purged;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use mandate_store::{
     verify_chain, Actor, ChainBreak, ChainBreakKind, DataKey, Demarche, GiveMandate, JournalAction,
-    JournalFilter, NewJournalEntry, Purged, Refusal, Sealer, StoreError, Use, UseError,
+    JournalFilter, Level, NewJournalEntry, Purged, Refusal, Sealer, StoreError, Use, UseError,
     VerifyError,
 };
 
@@ -67,7 +67,7 @@ fn use_of(w: &World, demarche: Demarche) -> Use {
         organisation_id: w.org.id.clone(),
         demarche,
         client_id: "impots".into(),
-        consent_acr_in: None,
+        consent_at_least: None,
     }
 }
 
@@ -1257,27 +1257,26 @@ fn a_use_may_require_a_consent_level(db: &TestDb) {
             NOW,
         )
         .unwrap();
-    let levels = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     let mut u = Use {
         mandate_id: given.mandate.id.clone(),
         ..use_of(&w, Demarche::Argent)
     };
-    u.consent_acr_in = levels(&["eidas2", "eidas3"]);
+    u.consent_at_least = Some(Level::Eidas2);
     assert_eq!(
         refusal(store.record_use(&u, NOW + 1)),
         Refusal::ConsentLevel
     );
-    u.consent_acr_in = levels(&["eidas1", "eidas2", "eidas3"]);
+    u.consent_at_least = Some(Level::Eidas1);
     let grant = store.record_use(&u, NOW + 2).unwrap();
-    assert_eq!(grant.consent_acr.as_deref(), Some("eidas1"));
+    assert_eq!(grant.consent_acr, Some(Level::Eidas1));
     // A mandate whose consent level was never recorded meets no required level.
     let mut imported = use_of(&w, Demarche::Argent);
-    imported.consent_acr_in = levels(&["eidas1"]);
+    imported.consent_at_least = Some(Level::Eidas1);
     assert_eq!(
         refusal(store.record_use(&imported, NOW + 3)),
         Refusal::ConsentLevel
     );
-    imported.consent_acr_in = None;
+    imported.consent_at_least = None;
     assert_eq!(
         store.record_use(&imported, NOW + 4).unwrap().consent_acr,
         None

@@ -5,8 +5,9 @@
 //! `client_secret_post`, asymmetric signatures pinned to the registered algorithm, a signed
 //! userinfo, `acr_values` asked and checked; `allowed_acr` as FranceConnect records it.
 
-use super::{AuthMethod, Client, ClientAuth, Config, ConfigError, SigningAlg, UpstreamIdp};
-use crate::provider::checks::acr;
+use super::checks::Problems;
+use super::{AuthMethod, Client, ClientAuth, Config, SigningAlg, UpstreamIdp};
+use mandate_store::Level;
 
 impl UpstreamIdp {
     /// FranceConnect v2's relying-party defaults for what the section leaves unset.
@@ -30,59 +31,36 @@ impl UpstreamIdp {
     }
 
     /// The eIDAS levels its `acr_values` (as `acr_levels` maps them) can reach, highest first.
-    fn highest_level(&self) -> Option<u8> {
+    fn highest_level(&self) -> Option<Level> {
         let values = self.acr_values.as_deref().unwrap_or_default();
-        let asked = values.split(' ').filter(|v| !v.is_empty());
-        let mapped = self.acr_levels.values().map(String::as_str);
-        asked
-            .map(|a| self.acr_levels.get(a).map(String::as_str).unwrap_or(a))
-            .chain(mapped)
-            .filter_map(acr::level)
-            .max()
+        let asked = values.split(' ').filter_map(|a| self.level_of(a));
+        asked.chain(self.acr_levels.values().copied()).max()
+    }
+
+    /// The eIDAS level an `acr` of this provider stands for (`acr_levels`, or itself).
+    pub fn level_of(&self, acr: &str) -> Option<Level> {
+        self.acr_levels
+            .get(acr)
+            .copied()
+            .or_else(|| Level::named(acr))
     }
 }
 
-impl Config {
-    /// `allowed_acr`: eIDAS levels, consecutive (FranceConnect's `allowedAcr` are).
-    pub(super) fn validate_allowed_acr(
-        &self,
-        c: &Client,
-        key: &dyn Fn(&str) -> String,
-    ) -> Result<(), ConfigError> {
-        let Some(allowed) = &c.allowed_acr else {
-            return Ok(());
-        };
-        let fix = "list consecutive eIDAS levels, e.g. [\"eidas1\"] or [\"eidas2\", \"eidas3\"]";
-        if let Some(v) = allowed.iter().find(|v| acr::level(v).is_none()) {
-            return Err(self.invalid(
-                &key("allowed_acr"),
-                format!("{v} is not an eIDAS level"),
-                fix,
-            ));
-        }
-        let (lo, hi) = c.acr_range();
-        let holes = (lo..=hi).any(|l| !allowed.iter().any(|a| acr::level(a) == Some(l)));
-        if allowed.is_empty() || holes {
-            return Err(self.invalid(&key("allowed_acr"), "empty or not consecutive", fix));
-        }
-        Ok(())
+/// A client with `franceconnect = true` as FranceConnect's core calls its identity
+/// providers: `client_secret_post`, no PKCE (it sends none), and `allowed_acr` recorded.
+/// FranceConnect's registration takes any algorithm (its fixtures mostly HS256, keyed with
+/// the shared secret); idp-proxy signs asymmetrically only, ES256 or RS256, the ones
+/// FranceConnect's documentation names: Aidants Connect is registered with one of them.
+pub(super) fn check_franceconnect_client(
+    c: &Client,
+    key: &dyn Fn(&str) -> String,
+    p: &mut Problems,
+) {
+    if !c.franceconnect {
+        return;
     }
-
-    /// A client with `franceconnect = true` as FranceConnect's core calls its identity
-    /// providers: `client_secret_post`, no PKCE (it sends none), and `allowed_acr` recorded.
-    /// FranceConnect's registration takes any algorithm (its fixtures mostly HS256, keyed with
-    /// the shared secret); idp-proxy signs asymmetrically only, ES256 or RS256, the ones
-    /// FranceConnect's documentation names: Aidants Connect is registered with one of them.
-    pub(super) fn validate_franceconnect_client(
-        &self,
-        c: &Client,
-        key: &dyn Fn(&str) -> String,
-    ) -> Result<(), ConfigError> {
-        if !c.franceconnect {
-            return Ok(());
-        }
-        let named = |a: SigningAlg| matches!(a, SigningAlg::ES256 | SigningAlg::RS256);
-        let problems = [
+    let named = |a: SigningAlg| matches!(a, SigningAlg::ES256 | SigningAlg::RS256);
+    let rules = [
             (
                 c.token_endpoint_auth_method != ClientAuth::ClientSecretPost,
                 "token_endpoint_auth_method",
@@ -114,43 +92,39 @@ impl Config {
                 "set the levels FranceConnect recorded, [\"eidas1\"] on FranceConnect",
             ),
         ];
-        match problems.into_iter().find(|(bad, ..)| *bad) {
-            Some((_, k, problem, fix)) => Err(self.invalid(&key(k), problem, fix)),
-            None => Ok(()),
-        }
+    for (bad, k, problem, fix) in rules {
+        p.check(bad, key(k), problem, fix);
     }
+}
 
+impl Config {
     /// `[upstream.franceconnect]` as FranceConnect v2 accepts its relying parties: token
     /// endpoint authentication `client_secret_post` (`private_key_jwt`, its other method, is
     /// not offered here), userinfo read (the identity is there only) as a signed JWT, and
     /// `acr_values` asked, so that the level reached is checked.
-    pub(super) fn validate_franceconnect_upstream(&self) -> Result<(), ConfigError> {
+    pub(super) fn check_franceconnect_upstream(&self, p: &mut Problems) {
         let Some(fc) = &self.upstream.franceconnect else {
-            return Ok(());
+            return;
         };
-        if fc.auth_method() != AuthMethod::ClientSecretPost {
-            return Err(self.invalid(
-                "upstream.franceconnect.token_endpoint_auth_method",
-                "FranceConnect v2 authenticates relying parties with client_secret_post or private_key_jwt",
-                "set it to \"client_secret_post\" or omit it",
-            ));
-        }
-        if !fc.userinfo {
-            return Err(self.invalid(
-                "upstream.franceconnect.userinfo",
-                "false: FranceConnect gives the identity at userinfo only",
-                "set userinfo = true",
-            ));
-        }
+        p.check(
+            fc.auth_method() != AuthMethod::ClientSecretPost,
+            "upstream.franceconnect.token_endpoint_auth_method",
+            "FranceConnect v2 authenticates relying parties with client_secret_post or private_key_jwt",
+            "set it to \"client_secret_post\" or omit it",
+        );
+        p.check(
+            !fc.userinfo,
+            "upstream.franceconnect.userinfo",
+            "false: FranceConnect gives the identity at userinfo only",
+            "set userinfo = true",
+        );
         let levels = fc.acr_values.as_deref().unwrap_or_default();
-        if levels.split(' ').all(|v| v.is_empty()) {
-            return Err(self.invalid(
-                "upstream.franceconnect.acr_values",
-                "missing: FranceConnect must be asked for a level, and the level returned checked",
-                "set acr_values = \"eidas1\" (FranceConnect) or \"eidas2\" (FranceConnect+)",
-            ));
-        }
-        Ok(())
+        p.check(
+            levels.split(' ').all(|v| v.is_empty()),
+            "upstream.franceconnect.acr_values",
+            "missing: FranceConnect must be asked for a level, and the level returned checked",
+            "set acr_values = \"eidas1\" (FranceConnect) or \"eidas2\" (FranceConnect+)",
+        );
     }
 
     /// What is valid but will likely fail at the first request: `config check` prints these,
@@ -175,7 +149,7 @@ impl Config {
                 format!(
                     "{file}: `clients[{i}].allowed_acr`: {} needs an aidant login at {} or higher, and upstream.aidant has no acr_values or acr_levels reaching it. Fix: ask the aidants' identity provider for that level (acr_values) or map its acr (acr_levels); otherwise every démarche of this client ends with unmet_authentication_requirements",
                     c.client_id,
-                    acr::name(c.acr_range().0).unwrap_or_default(),
+                    c.acr_range().0,
                 )
             }))
             .collect()
@@ -213,7 +187,7 @@ demarches = ["argent"]
 CLIENT
 "#;
 
-    fn load(aidant: &str, fc: &str, client: &str) -> Result<Config, ConfigError> {
+    fn load(aidant: &str, fc: &str, client: &str) -> Result<Config, crate::config::ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let body = BASE
             .replace("AIDANT", aidant)
@@ -301,14 +275,17 @@ CLIENT
     fn allowed_acr_is_a_range_of_levels() {
         let fc = "acr_values = \"eidas1\"";
         let c = load("", fc, "allowed_acr = [\"eidas2\", \"eidas3\"]").unwrap();
-        assert_eq!(c.clients[0].acr_range(), (2, 3));
+        assert_eq!(c.clients[0].acr_range(), (Level::Eidas2, Level::Eidas3));
         for bad in ["[\"eidas1\", \"eidas3\"]", "[]", "[\"substantial\"]"] {
             let err = load("", fc, &format!("allowed_acr = {bad}"))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("clients[0].allowed_acr"), "{bad}: {err}");
         }
-        assert_eq!(load("", fc, "").unwrap().clients[0].acr_range(), (1, 3));
+        assert_eq!(
+            load("", fc, "").unwrap().clients[0].acr_range(),
+            (Level::Eidas1, Level::Eidas3)
+        );
     }
 
     #[test]

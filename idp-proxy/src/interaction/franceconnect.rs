@@ -4,8 +4,6 @@
 //! `iss`, v2's encrypted ID token and userinfo opened with our key). The FranceConnect session
 //! ends right after the login: the device may not be the usager's, and nothing of it is kept.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use mandate_store::Identity;
@@ -63,7 +61,7 @@ pub async fn start(app: &App, browser: &str, purpose: Purpose) -> Result<String,
         browser: browser.to_string(),
         pending,
     };
-    let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+    let ttl = app.config.session.interaction_ttl;
     app.ephemeral
         .put_json(&format!("fc:{state}"), &record, ttl)
         .await?;

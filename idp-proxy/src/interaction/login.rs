@@ -154,8 +154,7 @@ pub async fn callback(
         acr: identity
             .acr
             .as_deref()
-            .and_then(|a| app.upstream.level_name(a))
-            .map(str::to_string),
+            .and_then(|a| app.upstream.level_of(a)),
         upstream_id_token: identity.id_token,
         csrf: tokens::random(),
         sid: tokens::random(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use mandate_store::{Demarche, GiveMandate, Identity, IdentityProblem};
+use mandate_store::{Demarche, GiveMandate, Identity, IdentityProblem, Level};
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ struct Pending {
 struct FranceConnectUsager {
     sub: String,
     identity: Identity,
-    acr: Option<String>,
+    acr: Option<Level>,
     auth_time: Option<i64>,
 }
 
@@ -69,7 +69,7 @@ fn pending_key(id: &str) -> String {
 }
 
 fn ttl(app: &App) -> Duration {
-    Duration::from_secs(app.config.session.interaction_ttl_secs)
+    app.config.session.interaction_ttl
 }
 
 #[derive(Template)]
@@ -251,8 +251,7 @@ pub(super) async fn usager_verified(
         acr: verified
             .acr
             .as_deref()
-            .and_then(|a| app.franceconnect.as_ref()?.level_name(a))
-            .map(str::to_string),
+            .and_then(|a| app.franceconnect.as_ref()?.level_of(a)),
         auth_time: verified.auth_time,
     });
     app.ephemeral.put_json(&key, &pending, ttl(app)).await?;

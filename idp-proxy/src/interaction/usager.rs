@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 const HISTORY_LIMIT: i64 = 200;
 
 fn ttl(app: &App) -> Duration {
-    Duration::from_secs(app.config.session.interaction_ttl_secs)
+    app.config.session.interaction_ttl
 }
 
 /// The usager logged in at FranceConnect for their space: the session cookie to set. A

@@ -93,7 +93,7 @@ pub fn notify(app: &App, session: &AidantSession) {
             for (attempt, wait) in BACKOFF.iter().enumerate() {
                 tokio::time::sleep(*wait).await;
                 let sent = http
-                    .post(&uri)
+                    .post(uri.as_str())
                     .form(&[("logout_token", token.as_str())])
                     .send()
                     .await;

@@ -51,7 +51,7 @@ pub fn document(config: &Config) -> String {
         "request_uri_parameter_supported": false,
         "pushed_authorization_request_endpoint": format!("{i}/par"),
         "require_pushed_authorization_requests": false,
-        "acr_values_supported": super::checks::acr::LEVELS,
+        "acr_values_supported": mandate_store::Level::NAMES,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["fr"],
@@ -68,7 +68,7 @@ pub async fn configuration(app: AppData) -> HttpResponse {
 }
 
 pub async fn jwks(app: AppData) -> HttpResponse {
-    let max_age = app.config.keys.jwks_max_age_secs;
+    let max_age = app.config.keys.jwks_max_age.as_secs();
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/jwk-set+json"))
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))

@@ -85,7 +85,7 @@ pub async fn introspect(
     c.insert("iat".into(), Value::from(grant.issued_at));
     c.insert(
         "exp".into(),
-        Value::from(grant.issued_at + client.access_token_ttl(&app.config.tokens) as i64),
+        Value::from(grant.issued_at + client.access_token_ttl(&app.config.tokens).as_secs() as i64),
     );
     c.insert("iss".into(), Value::from(app.issuer()));
     c.insert("aud".into(), Value::from(grant.client_id.as_str()));
@@ -93,9 +93,7 @@ pub async fn introspect(
         "sub".into(),
         Value::from(app.subject(client, &checked.usager_id)),
     );
-    if !grant.acr.is_empty() {
-        c.insert("acr".into(), Value::from(grant.acr.as_str()));
-    }
+    c.insert("acr".into(), Value::from(grant.acr.as_str()));
     c.insert("auth_time".into(), Value::from(grant.auth_time));
     claims::delegation(
         &checked,

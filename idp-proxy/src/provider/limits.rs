@@ -26,7 +26,7 @@ pub async fn over(app: &App, limit: Limit, who: &str) -> Result<Option<u64>, Eph
         Limit::Ip => ("i", cfg.per_ip),
         Limit::Aidant => ("a", cfg.per_aidant),
     };
-    let window = cfg.window_secs.max(1);
+    let window = cfg.window.as_secs().max(1);
     let now = app.now().max(0) as u64;
     let start = now - now % window;
     // Hashed: the key names no client, address or person.

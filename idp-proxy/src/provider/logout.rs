@@ -5,8 +5,6 @@
 //! `id_token_hint` naming it) is confirmed by the aidant first, so no other site can log them
 //! out. Anything doubtful: a local page, never a redirect.
 
-use std::time::Duration;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -170,7 +168,7 @@ async fn end_session(
             let pending = PendingLogout {
                 redirect: redirect.clone(),
             };
-            let ttl = Duration::from_secs(app.config.session.interaction_ttl_secs);
+            let ttl = app.config.session.interaction_ttl;
             app.ephemeral
                 .put_json(&format!("lo:{state}"), &pending, ttl)
                 .await?;

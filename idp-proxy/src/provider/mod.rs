@@ -147,7 +147,7 @@ impl App {
         F: FnOnce(&Store) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let wait = std::time::Duration::from_millis(self.config.database.acquire_timeout_ms);
+        let wait = self.config.database.acquire_timeout;
         let slot = tokio::time::timeout(wait, self.db_slots.clone().acquire_owned())
             .await
             .map_err(|_| Blocked)?

@@ -2,7 +2,7 @@
 //! keys. Records hold ids, never identity claims: those are read from the mandate store when
 //! a token is minted, so the ephemeral store holds no personal data.
 
-use mandate_store::{Demarche, Vocabulary};
+use mandate_store::{Demarche, Level, Vocabulary};
 use serde::{Deserialize, Serialize};
 
 /// An authorization request waiting for the aidant's choice. Key: `ix:{id}`.
@@ -19,9 +19,10 @@ pub struct Interaction {
     /// The vocabulary `rep_scope` answers in (the request's, or FranceConnect's).
     #[serde(default)]
     pub vocabulary: Vocabulary,
-    /// The lowest eIDAS level (1–3) the answer may state (`None` in records written before
-    /// every answer stated one: eidas1).
-    pub acr_min: Option<u8>,
+    /// The lowest eIDAS level the answer may state (`None` in records written before every
+    /// answer stated one: eidas1).
+    #[serde(with = "mandate_store::level::as_number")]
+    pub acr_min: Option<Level>,
     /// Identity claims the `claims` parameter asked for, in the ID token and at userinfo.
     #[serde(default)]
     pub claims: RequestedClaims,
@@ -53,9 +54,9 @@ pub struct AidantSession {
     pub browser: String,
     /// For RP-initiated logout at the upstream IdP.
     pub upstream_id_token: String,
-    /// The eIDAS level the upstream login reached (`eidas1`…), if any.
+    /// The eIDAS level the upstream login reached, if any.
     #[serde(default)]
-    pub acr: Option<String>,
+    pub acr: Option<Level>,
     /// CSRF token of the aidant's own forms (mandate creation).
     #[serde(default)]
     pub csrf: String,
@@ -150,10 +151,9 @@ pub struct Delegation {
     /// The vocabulary `rep_scope` names the démarche in.
     #[serde(rename = "v", default, skip_serializing_if = "is_keys")]
     pub vocabulary: Vocabulary,
-    /// The eIDAS level reached (the aidant's login and the mandate's consent, the lower);
-    /// empty: none.
+    /// The eIDAS level stated: the lower of the aidant's login and the mandate's consent.
     #[serde(rename = "r")]
-    pub acr: String,
+    pub acr: Level,
     #[serde(rename = "t")]
     pub auth_time: i64,
     /// The aidant session's `sid` (back-channel logout names it).
@@ -173,14 +173,14 @@ fn is_keys(v: &Vocabulary) -> bool {
 
 impl Delegation {
     /// The use of the mandate this delegation stands for, as the store checks and journals it.
-    pub fn as_use(&self, consent_acr_in: Option<Vec<String>>) -> mandate_store::Use {
+    pub fn as_use(&self, consent_at_least: Option<Level>) -> mandate_store::Use {
         mandate_store::Use {
             mandate_id: self.mandate_id.clone(),
             aidant_id: self.aidant_id.clone(),
             organisation_id: self.organisation_id.clone(),
             demarche: self.demarche,
             client_id: self.client_id.clone(),
-            consent_acr_in,
+            consent_at_least,
         }
     }
 }
@@ -206,21 +206,21 @@ pub struct PendingLogout {
 }
 
 impl Interaction {
-    /// The lowest eIDAS level (1–3) the answer may state.
-    pub fn min_level(&self) -> u8 {
-        self.acr_min.unwrap_or(1)
+    /// The lowest eIDAS level the answer may state.
+    pub fn min_level(&self) -> Level {
+        self.acr_min.unwrap_or(Level::Eidas1)
     }
 
     /// Past `session.interaction_ttl_secs` a request no longer serves; it is kept as long
     /// again (`interaction_storage_ttl`) so that the aidant can still be sent back to it.
     pub fn expired(&self, session: &crate::config::Session, now: i64) -> bool {
-        now - self.created_at > session.interaction_ttl_secs as i64
+        now - self.created_at > session.interaction_ttl.as_secs() as i64
     }
 }
 
 /// How long an interaction, and the upstream login started for it, are stored.
 pub fn interaction_storage_ttl(session: &crate::config::Session) -> std::time::Duration {
-    std::time::Duration::from_secs(2 * session.interaction_ttl_secs)
+    2 * session.interaction_ttl
 }
 
 pub fn interaction_key(id: &str) -> String {

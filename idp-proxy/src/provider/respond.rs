@@ -11,11 +11,9 @@
 //! « Annuler et revenir au service » (« … sur FranceConnect » for FranceConnect), and an
 //! upstream refusal goes straight back. Each is journaled as an abandoned authorization.
 
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::HttpResponse;
-use mandate_store::{Demarche, JournalAction, NewJournalEntry, Refusal, UseError};
+use mandate_store::{Demarche, JournalAction, Level, NewJournalEntry, Refusal, UseError};
 use serde::Deserialize;
 
 use super::checks::acr;
@@ -188,19 +186,15 @@ pub async fn send_back(
 /// The eIDAS level of the aidant's login, if it reaches what the request needs; else the
 /// answer to the client (`unmet_authentication_requirements`), before the aidant is asked
 /// anything on the choice page.
-pub fn aidant_level(app: &App, ix: &Interaction, s: &AidantSession) -> Result<u8, FrontError> {
-    let level = s.acr.as_deref().and_then(acr::level).unwrap_or(0);
+pub fn aidant_level(app: &App, ix: &Interaction, s: &AidantSession) -> Result<Level, FrontError> {
     let min = ix.min_level();
-    if level < min {
-        return Err(FrontError::Redirect {
+    match s.acr {
+        Some(level) if level >= min => Ok(level),
+        _ => Err(FrontError::Redirect {
             to: return_to(app, ix),
-            error: acr::unmet(&format!(
-                "the aidant's login reached no {} or higher",
-                acr::name(min).unwrap_or_default()
-            )),
-        });
+            error: acr::unmet(&format!("the aidant's login reached no {min} or higher")),
+        }),
     }
-    Ok(level)
 }
 
 /// The mandate checked, a code stored, then the use journaled (re-checked in the same
@@ -233,7 +227,7 @@ pub async fn issue_code(
         organisation_id: s.organisation_id.clone(),
         demarche,
         vocabulary: ix.vocabulary,
-        acr: String::new(),
+        acr: min,
         auth_time: s.auth_time,
         sid: s.sid.clone(),
         claims: ix.claims.clone(),
@@ -241,7 +235,7 @@ pub async fn issue_code(
     };
     // A mandate is always given after the usager's FranceConnect login: one without a recorded
     // level (imported from an older system) counts as eidas1, and is checked only above it.
-    let use_ = delegation.as_use((min > 1).then(|| acr::at_least(min)));
+    let use_ = delegation.as_use((min > Level::Eidas1).then_some(min));
     let now = app.now();
     let checked = {
         let use_ = use_.clone();
@@ -254,15 +248,10 @@ pub async fn issue_code(
         Err(UseError::Store(e)) => return Err(store_failure(e)),
     };
     // What was really reached: the lower of the aidant's login and the usager's consent.
-    let consent_level = grant
-        .consent_acr
-        .as_deref()
-        .and_then(acr::level)
-        .unwrap_or(1);
+    let consent_level = grant.consent_acr.unwrap_or(Level::Eidas1);
     // `acr()` kept the minimum within the client's levels, and the consent was checked above it.
-    delegation.acr = acr::stated(client, session_level.min(consent_level), min)
-        .unwrap_or_default()
-        .to_string();
+    delegation.acr =
+        acr::stated(client, Some(session_level.min(consent_level)), min).unwrap_or(min);
     let code = tokens::random();
     let code_grant = CodeGrant {
         delegation,
@@ -271,7 +260,7 @@ pub async fn issue_code(
         nonce: ix.nonce.clone(),
         journal_at_token: !journal_now,
     };
-    let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
+    let ttl = app.config.tokens.code_ttl;
     let key = code_key(&app.keys().access_token_for(&code));
     // The code is stored before the use is journaled, and shown to nobody until the journal
     // entry is committed: a store failure on either side leaves no journal entry without its

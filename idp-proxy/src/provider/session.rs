@@ -88,7 +88,7 @@ pub async fn current(
 /// the login made for this very request (`fresh_for`; FranceConnect's core asks
 /// `prompt=login` every time, and two of its requests may come within the same second).
 pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, id: &str, now: i64) -> bool {
-    let idle = now - s.last_seen > app.config.session.idle_timeout_secs as i64;
+    let idle = now - s.last_seen > app.config.session.idle_timeout.as_secs() as i64;
     let too_old = ix.max_age.is_some_and(|m| now - s.auth_time > m);
     let login_asked = ix.force_login && s.fresh_for.as_deref() != Some(id);
     !(idle || too_old || login_asked)
@@ -96,7 +96,7 @@ pub fn satisfies(app: &App, s: &AidantSession, ix: &Interaction, id: &str, now: 
 
 /// Whether the session may act now: not idle longer than the configured limit.
 pub fn active(app: &App, s: &AidantSession, now: i64) -> bool {
-    now - s.last_seen <= app.config.session.idle_timeout_secs as i64
+    now - s.last_seen <= app.config.session.idle_timeout.as_secs() as i64
 }
 
 /// A session serving a page: the aidant may still act (else it ends), and it counts as seen
@@ -137,7 +137,8 @@ async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(),
 }
 
 pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<(), EphemeralError> {
-    let remaining = (session.created_at + app.config.session.max_lifetime_secs as i64) - app.now();
+    let lifetime = app.config.session.max_lifetime.as_secs() as i64;
+    let remaining = (session.created_at + lifetime) - app.now();
     let ttl = Duration::from_secs(remaining.max(1) as u64);
     app.ephemeral
         .put_json(&session_key(cookie), session, ttl)

@@ -4,8 +4,6 @@
 //! with storing its access token: a store failure on the way leaves it redeemable. A replayed
 //! code fails and revokes what it issued.
 
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use mandate_store::UseError;
@@ -155,7 +153,7 @@ async fn redeem(
             key,
             &access_token_key(&access_token),
             serde_json::to_vec(&issued).map_err(EphemeralError::from)?,
-            Duration::from_secs(at_ttl),
+            at_ttl,
         )
         .await?;
     if !spent {
@@ -171,7 +169,7 @@ async fn redeem(
         .json(json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": at_ttl,
+            "expires_in": at_ttl.as_secs(),
             "id_token": id_token,
             "scope": delegation.scopes.join(" "),
         })))
@@ -187,7 +185,7 @@ async fn journal_once(
     now: i64,
 ) -> Result<mandate_store::Grant, OAuthError> {
     let claim = redeem_claim_key(access_token);
-    let ttl = Duration::from_secs(app.config.tokens.code_ttl_secs);
+    let ttl = app.config.tokens.code_ttl;
     if !app
         .ephemeral
         .put_if_absent(&claim, b"1".to_vec(), ttl)
@@ -281,7 +279,7 @@ async fn id_token(
     c.insert("iat".into(), Value::from(now));
     c.insert(
         "exp".into(),
-        Value::from(now + app.config.tokens.id_token_ttl_secs as i64),
+        Value::from(now + app.config.tokens.id_token_ttl.as_secs() as i64),
     );
     let delegation = &grant.delegation;
     c.insert("auth_time".into(), Value::from(delegation.auth_time));
@@ -295,9 +293,7 @@ async fn id_token(
     if let Some(nonce) = &grant.nonce {
         c.insert("nonce".into(), Value::from(nonce.as_str()));
     }
-    if !delegation.acr.is_empty() {
-        c.insert("acr".into(), Value::from(delegation.acr.as_str()));
-    }
+    c.insert("acr".into(), Value::from(delegation.acr.as_str()));
     c.insert("at_hash".into(), Value::from(tokens::at_hash(access_token)));
     claims::identity(
         &checked.identity,

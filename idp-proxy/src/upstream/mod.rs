@@ -128,7 +128,7 @@ impl Upstream {
         let http = reqwest::ClientBuilder::new()
             // An OP must not steer us anywhere else (SSRF).
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(config.timeout_secs))
+            .timeout(config.timeout)
             .build()
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         Ok(Upstream {
@@ -189,7 +189,7 @@ impl Upstream {
 
     async fn discover(&self) -> Result<Discovered, UpstreamError> {
         let unavailable = |e: &dyn std::fmt::Display| UpstreamError::Unavailable(e.to_string());
-        let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(|e| unavailable(&e))?;
+        let issuer = IssuerUrl::new(self.config.issuer.to_string()).map_err(|e| unavailable(&e))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| unavailable(&e))?;
@@ -275,7 +275,7 @@ impl Upstream {
         let d = self.discovered(false).await?;
         // RFC 9207: the response names its issuer, which defeats mix-up attacks.
         match &callback.iss {
-            Some(iss) if iss != &self.config.issuer => {
+            Some(iss) if self.config.issuer != *iss => {
                 return Err(UpstreamError::Rejected("iss does not match".into()))
             }
             None if d.iss_parameter_supported => {
@@ -492,16 +492,8 @@ impl Upstream {
     }
 
     /// The eIDAS level an `acr` of this provider stands for (`acr_levels`, or itself).
-    pub fn level_name(&self, acr: &str) -> Option<&'static str> {
-        let mapped = self
-            .config
-            .acr_levels
-            .get(acr)
-            .map(String::as_str)
-            .unwrap_or(acr);
-        crate::provider::checks::acr::LEVELS
-            .into_iter()
-            .find(|l| *l == mapped)
+    pub fn level_of(&self, acr: &str) -> Option<mandate_store::Level> {
+        self.config.level_of(acr)
     }
 
     /// The upstream's RP-initiated logout URL, when it has one.

@@ -8,37 +8,18 @@
 //! never below that minimum: otherwise `unmet_authentication_requirements`. Asking only
 //! unknown values, or more than the client accepts, fails at once, before any page.
 
+use mandate_store::Level;
+
 use crate::config::Client;
 use crate::provider::error::{Code, OAuthError};
 use crate::provider::params::Params;
-
-/// The levels we know, lowest first (FranceConnect v2's names).
-pub const LEVELS: [&str; 3] = ["eidas1", "eidas2", "eidas3"];
-
-/// 1 to 3 for an eIDAS level name.
-pub fn level(acr: &str) -> Option<u8> {
-    LEVELS.iter().position(|l| *l == acr).map(|i| i as u8 + 1)
-}
-
-/// The name of level 1 to 3.
-pub fn name(level: u8) -> Option<&'static str> {
-    LEVELS.get(usize::from(level).checked_sub(1)?).copied()
-}
-
-/// The names of the levels at or above `min`.
-pub fn at_least(min: u8) -> Vec<String> {
-    (min.max(1)..=3)
-        .filter_map(name)
-        .map(str::to_string)
-        .collect()
-}
 
 pub fn unmet(description: &str) -> OAuthError {
     OAuthError::new(Code::UnmetAuthenticationRequirements, description)
 }
 
-/// The minimum level this request requires (1 to 3).
-pub fn acr(client: &Client, params: &Params) -> Result<u8, OAuthError> {
+/// The minimum level this request requires.
+pub fn acr(client: &Client, params: &Params) -> Result<Level, OAuthError> {
     let essential: Option<Vec<String>> = params
         .get("claims")
         .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
@@ -63,7 +44,12 @@ pub fn acr(client: &Client, params: &Params) -> Result<u8, OAuthError> {
     let asked: Vec<String> = match (essential, params.get("acr_values")) {
         (Some(values), _) if !values.is_empty() => values,
         (_, Some(values)) => values.split(' ').map(str::to_string).collect(),
-        _ => client.default_acr_values.clone().unwrap_or_default(),
+        _ => client
+            .default_acr_values
+            .iter()
+            .flatten()
+            .map(|l| l.to_string())
+            .collect(),
     };
     let asked: Vec<&str> = asked
         .iter()
@@ -76,35 +62,33 @@ pub fn acr(client: &Client, params: &Params) -> Result<u8, OAuthError> {
     }
     let min = asked
         .iter()
-        .filter_map(|a| level(a))
+        .filter_map(|a| Level::named(a))
         .min()
         .ok_or_else(|| unmet("none of the requested acr values is offered"))?;
     if min > highest {
-        return Err(unmet(&format!(
-            "this client accepts {} at most",
-            name(highest).unwrap_or_default()
-        )));
+        return Err(unmet(&format!("this client accepts {highest} at most")));
     }
     Ok(min.max(lowest))
 }
 
 /// The level an answer states: what was `reached`, capped at the client's highest; `None`
-/// if that is below `min` (the request cannot be answered).
-pub fn stated(client: &Client, reached: u8, min: u8) -> Option<&'static str> {
-    let level = reached.min(client.acr_range().1);
-    (level >= min.max(1)).then(|| name(level)).flatten()
+/// if nothing was reached or it is below `min` (the request cannot be answered).
+pub fn stated(client: &Client, reached: Option<Level>, min: Level) -> Option<Level> {
+    let level = reached?.min(client.acr_range().1);
+    (level >= min).then_some(level)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Level::*;
 
     fn client(default: Option<&[&str]>) -> Client {
         let mut c: Client = serde_json::from_value(serde_json::json!({
             "client_id": "c", "redirect_uris": ["https://sp.example/cb"], "demarches": [],
         }))
         .unwrap();
-        c.default_acr_values = default.map(|d| d.iter().map(|s| s.to_string()).collect());
+        c.default_acr_values = default.map(|d| d.iter().map(|s| s.parse().unwrap()).collect());
         c
     }
 
@@ -112,14 +96,14 @@ mod tests {
     fn the_lowest_known_level_asked_is_the_minimum() {
         let p = |q: &str| Params::parse(q.as_bytes()).unwrap();
         // Nothing asked: still eidas1, so that every answer states a level.
-        assert_eq!(acr(&client(None), &p("")).unwrap(), 1);
+        assert_eq!(acr(&client(None), &p("")).unwrap(), Eidas1);
         assert_eq!(
             acr(&client(None), &p("acr_values=eidas2+eidas3")).unwrap(),
-            2
+            Eidas2
         );
         assert_eq!(
             acr(&client(None), &p("acr_values=eidas3+unknown")).unwrap(),
-            3
+            Eidas3
         );
         assert_eq!(
             acr(&client(None), &p("acr_values=urn:unknown"))
@@ -127,11 +111,11 @@ mod tests {
                 .code,
             Code::UnmetAuthenticationRequirements
         );
-        assert_eq!(acr(&client(Some(&["eidas2"])), &p("")).unwrap(), 2);
+        assert_eq!(acr(&client(Some(&["eidas2"])), &p("")).unwrap(), Eidas2);
         let claims = r#"claims={"id_token":{"acr":{"essential":true,"values":["eidas3"]}}}"#;
         assert_eq!(
             acr(&client(None), &p(&format!("acr_values=eidas1&{claims}"))).unwrap(),
-            3
+            Eidas3
         );
     }
 
@@ -139,30 +123,20 @@ mod tests {
     fn allowed_acr_bounds_what_is_asked_and_what_is_stated() {
         let p = |q: &str| Params::parse(q.as_bytes()).unwrap();
         let mut fc = client(None);
-        fc.allowed_acr = Some(vec!["eidas1".into()]);
-        assert_eq!(acr(&fc, &p("acr_values=eidas1")).unwrap(), 1);
+        fc.allowed_acr = Some(vec![Eidas1]);
+        assert_eq!(acr(&fc, &p("acr_values=eidas1")).unwrap(), Eidas1);
         // FranceConnect registered eidas1 only: eidas2 cannot be answered, said at once.
         assert_eq!(
             acr(&fc, &p("acr_values=eidas2")).unwrap_err().code,
             Code::UnmetAuthenticationRequirements
         );
         // Reached more than it accepts: the answer states its highest level.
-        assert_eq!(stated(&fc, 2, 1), Some("eidas1"));
+        assert_eq!(stated(&fc, Some(Eidas2), Eidas1), Some(Eidas1));
         let mut high = client(None);
-        high.allowed_acr = Some(vec!["eidas2".into(), "eidas3".into()]);
-        assert_eq!(acr(&high, &p("acr_values=eidas1")).unwrap(), 2);
-        assert_eq!(stated(&high, 1, 2), None);
-        assert_eq!(stated(&high, 3, 2), Some("eidas3"));
-        assert_eq!(stated(&client(None), 0, 1), None);
-    }
-
-    #[test]
-    fn levels_and_names() {
-        assert_eq!(
-            (level("eidas1"), level("eidas3"), level("x")),
-            (Some(1), Some(3), None)
-        );
-        assert_eq!((name(2), name(0), name(4)), (Some("eidas2"), None, None));
-        assert_eq!(at_least(2), ["eidas2", "eidas3"]);
+        high.allowed_acr = Some(vec![Eidas2, Eidas3]);
+        assert_eq!(acr(&high, &p("acr_values=eidas1")).unwrap(), Eidas2);
+        assert_eq!(stated(&high, Some(Eidas1), Eidas2), None);
+        assert_eq!(stated(&high, Some(Eidas3), Eidas2), Some(Eidas3));
+        assert_eq!(stated(&client(None), None, Eidas1), None);
     }
 }

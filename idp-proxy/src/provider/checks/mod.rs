@@ -35,7 +35,7 @@ pub struct Checked {
     /// The vocabulary `rep_scope` answers in.
     pub vocabulary: Vocabulary,
     /// The lowest eIDAS level (1 to 3) the answer may carry.
-    pub acr_min: u8,
+    pub acr_min: mandate_store::Level,
 }
 
 /// The rules once the redirect URI is known, in order; also run on a pushed request.
