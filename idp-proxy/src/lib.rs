@@ -152,14 +152,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     .write(move |store| store.purge_before(cutoff, now, 1000))
                     .await
                 {
-                    Ok(Ok(p)) => tracing::info!(
+                    Ok(p) => tracing::info!(
                         journal_entries = p.journal_entries,
                         mandates = p.mandates,
                         usagers = p.usagers,
                         "retention purge"
                     ),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "retention purge failed"),
-                    Err(e) => tracing::warn!(error = %e, "retention purge could not run"),
+                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
                 }
             }
         });

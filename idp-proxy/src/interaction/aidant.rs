@@ -14,11 +14,10 @@ use super::french::{born, french_date, paris_day};
 use super::history::{self, HistoryRow};
 use super::{EndForm, EndedQuery};
 use crate::journal;
-use crate::provider::error::store_failure;
 use crate::provider::error::FrontError;
 use crate::provider::page::{html, ErrorPage};
 use crate::provider::respond::see_other;
-use crate::provider::session;
+use crate::provider::session::{self, Required};
 use crate::provider::{tokens, AppData};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -58,9 +57,9 @@ async fn space(
     app: AppData,
     q: web::Query<EndedQuery>,
 ) -> Result<HttpResponse, FrontError> {
-    let (_, s) = match session::require(&req, &app, "/espace-aidant").await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+    let s = match session::require(&req, &app, "/espace-aidant").await? {
+        Required::Active { session, .. } => session,
+        Required::LoginFirst(login) => return Ok(login),
     };
     let (org, aidant, now) = (s.organisation_id.clone(), s.aidant_id.clone(), app.now());
     let (followed, lines) = app
@@ -74,9 +73,7 @@ async fn space(
             };
             Ok::<_, StoreError>((followed, journal::lines(store, &filter, None)?))
         })
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     let page = SpacePage {
         aidant_name: s.aidant_name.clone(),
         organisation_name: s.organisation_name.clone(),
@@ -104,9 +101,9 @@ async fn end(
     id: web::Path<String>,
     form: web::Form<EndForm>,
 ) -> Result<HttpResponse, FrontError> {
-    let (_, s) = match session::require(&req, &app, "/espace-aidant").await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+    let s = match session::require(&req, &app, "/espace-aidant").await? {
+        Required::Active { session, .. } => session,
+        Required::LoginFirst(login) => return Ok(login),
     };
     if s.csrf.is_empty() || !tokens::same(&form.csrf, &s.csrf) {
         return Err(ErrorPage::expired().into());
@@ -138,8 +135,7 @@ async fn end(
                 now,
             )
         })
-        .await
-        .map_err(store_failure)?;
+        .await;
     super::ended(result, "Ce mandat n'a pas été donné à votre structure.")?;
     tracing::info!("mandate ended by an aidant");
     Ok(see_other("/espace-aidant?termine=1".to_string()))
@@ -214,9 +210,9 @@ async fn organisation_journal(
         .filter(|p| p.len() <= 512)
         .unwrap_or("/structure/journal")
         .to_string();
-    let (_, s) = match session::require(&req, &app, &then).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+    let s = match session::require(&req, &app, &then).await? {
+        Required::Active { session, .. } => session,
+        Required::LoginFirst(login) => return Ok(login),
     };
     let now = app.now();
     let du =
@@ -271,9 +267,7 @@ async fn organisation_journal(
             };
             Ok::<_, StoreError>((members, lines, own_only))
         })
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     let error = error.or_else(|| {
         aidant
             .as_ref()

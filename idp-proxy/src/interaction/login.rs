@@ -7,7 +7,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use mandate_store::{JournalAction, NewJournalEntry};
+use mandate_store::{JournalAction, NewJournalEntry, StoreError};
 
 use super::get_bound;
 use crate::ephemeral::EphemeralJson;
@@ -116,12 +116,7 @@ pub async fn callback(
     let (issuer, subject) = (identity.issuer.clone(), identity.subject.clone());
     let found = app
         .read(move |store| store.find_aidant_login(&issuer, &subject))
-        .await
-        .map_err(|_| ErrorPage::unavailable())?
-        .map_err(|e| {
-            tracing::error!(error = %e, "mandate store failure at login");
-            ErrorPage::unavailable()
-        })?;
+        .await?;
     // An aidant of several structures acts for the first one here; choosing is a later step.
     let Some((found, organisation)) = found.filter(|f| f.aidant.active).and_then(|f| {
         let first = f.organisations.first()?.clone();
@@ -173,10 +168,10 @@ pub async fn callback(
         organisation_id: Some(session.organisation_id.clone()),
         ..Default::default()
     };
-    let journaled = app
+    let journaled: Result<_, StoreError> = app
         .write(move |store| store.journal_append(&entry, now))
         .await;
-    if !matches!(journaled, Ok(Ok(_))) {
+    if journaled.is_err() {
         tracing::error!("could not journal an aidant login");
         return Err(ErrorPage::unavailable().into());
     }

@@ -19,12 +19,11 @@ use super::french::{born, french_date, paris_day};
 use super::DemarcheView;
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
-use crate::provider::error::store_failure;
 use crate::provider::error::FrontError;
 use crate::provider::page::{html, ErrorPage};
 use crate::provider::records::AidantSession;
 use crate::provider::respond::see_other;
-use crate::provider::session;
+use crate::provider::session::{self, Required};
 use crate::provider::{tokens, App, AppData};
 use crate::upstream::VerifiedIdentity;
 
@@ -135,8 +134,8 @@ fn new_page(app: &App, s: &AidantSession, error: Option<&str>) -> HttpResponse {
 async fn new_form(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
     Ok(
         match session::require(&req, &app, "/mandats/nouveau").await? {
-            Ok((_, s)) => new_page(&app, &s, None),
-            Err(login) => login,
+            Required::Active { session, .. } => new_page(&app, &session, None),
+            Required::LoginFirst(login) => login,
         },
     )
 }
@@ -147,8 +146,8 @@ async fn new_submit(
     body: web::Bytes,
 ) -> Result<HttpResponse, FrontError> {
     let (browser, s) = match session::require(&req, &app, "/mandats/nouveau").await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+        Required::Active { browser, session } => (browser, session),
+        Required::LoginFirst(login) => return Ok(login),
     };
     let mut csrf = String::new();
     let mut demarches = Vec::new();
@@ -323,8 +322,8 @@ async fn recap(
 ) -> Result<HttpResponse, FrontError> {
     let then = format!("/mandats/recapitulatif/{id}");
     let (browser, s) = match session::require(&req, &app, &then).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+        Required::Active { browser, session } => (browser, session),
+        Required::LoginFirst(login) => return Ok(login),
     };
     let pending = pending_of(&app, &id, &browser, &s).await?;
     let Some(usager) = &pending.usager else {
@@ -349,8 +348,8 @@ async fn confirm(
 ) -> Result<HttpResponse, FrontError> {
     let then = format!("/mandats/recapitulatif/{id}");
     let (browser, s) = match session::require(&req, &app, &then).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+        Required::Active { browser, session } => (browser, session),
+        Required::LoginFirst(login) => return Ok(login),
     };
     if s.csrf.is_empty() || !tokens::same(&form.csrf, &s.csrf) {
         return Err(ErrorPage::expired().into());
@@ -408,9 +407,7 @@ async fn confirm(
     };
     let given = app
         .write(move |store| store.give_mandate(&give, now))
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     tracing::info!(mandate = %given.mandate.id, replaced = given.replaced.len(), "mandate given");
     Ok(see_other(format!(
         "/mandats/{}/attestation",
@@ -440,9 +437,9 @@ async fn attestation(
     id: web::Path<String>,
 ) -> Result<HttpResponse, FrontError> {
     let then = format!("/mandats/{id}/attestation");
-    let (_, s) = match session::require(&req, &app, &then).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
+    let s = match session::require(&req, &app, &then).await? {
+        Required::Active { session, .. } => session,
+        Required::LoginFirst(login) => return Ok(login),
     };
     let id = id.into_inner();
     let org = s.organisation_id.clone();
@@ -456,9 +453,7 @@ async fn attestation(
             let organisation = store.organisation(&m.organisation_id)?;
             Ok::<_, mandate_store::StoreError>(Some((m, usager, aidant, organisation)))
         })
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     let Some((m, Some(usager), Some(aidant), Some(organisation))) = found else {
         return Err(ErrorPage::forbidden("Ce mandat n'a pas été donné à votre structure.").into());
     };

@@ -20,12 +20,12 @@ use mandate_store::{Demarche, Refusal, UsableMandate};
 use serde::Deserialize;
 
 use crate::ephemeral::EphemeralJson;
-use crate::provider::error::{store_failure, FrontError};
+use crate::provider::error::FrontError;
 use crate::provider::page::{html, ErrorPage, WayBack};
 use crate::provider::records::{
     interaction_key, interaction_storage_ttl, AidantSession, Interaction, LastChoice,
 };
-use crate::provider::respond::{aidant_level, issue_code, see_other, way_back, Abandon};
+use crate::provider::respond::{aidant_level, issue_code, see_other, way_back, Abandon, Issued};
 use crate::provider::session;
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};
 use french::{born, french_date};
@@ -120,13 +120,22 @@ pub(crate) async fn get_bound<T: serde::de::DeserializeOwned>(
     Ok(record)
 }
 
-/// The interaction of this URL, in this browser, with a session fresh enough for it; or
-/// the place to send the browser instead (upstream login).
-async fn load(
-    req: &HttpRequest,
-    app: &App,
-    id: &str,
-) -> Result<Result<(Interaction, String, AidantSession), String>, FrontError> {
+/// The interaction of a choice page, and what it needs first.
+// Returned once per request and taken apart at once: a box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Loaded {
+    /// In this browser, with a session fresh enough for it (and its cookie).
+    Ready {
+        ix: Interaction,
+        cookie: String,
+        session: AidantSession,
+    },
+    /// Where to send the browser instead: the upstream login.
+    LoginFirst(String),
+}
+
+/// The interaction of this URL, in this browser, and its session or the login it needs.
+async fn load(req: &HttpRequest, app: &App, id: &str) -> Result<Loaded, FrontError> {
     let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
     let ix: Interaction = get_bound(app, &interaction_key(id), &browser, |i: &Interaction| {
         &i.browser
@@ -157,17 +166,23 @@ async fn load(
                 })?;
             // A login below the level the client needs: said to the client at once.
             aidant_level(app, &ix, &s)?;
-            Ok(Ok((ix, cookie, s)))
+            Ok(Loaded::Ready {
+                ix,
+                cookie,
+                session: s,
+            })
         }
-        stale => Ok(Err(session::start(
-            app,
-            &format!("/interaction/{id}"),
-            &browser,
-            ix.force_login || stale.is_some(),
-            ix.login_hint.as_deref(),
-        )
-        .await
-        .map_err(|e| e.with_way_back(back(Abandon::UpstreamUnavailable)))?)),
+        stale => Ok(Loaded::LoginFirst(
+            session::start(
+                app,
+                &format!("/interaction/{id}"),
+                &browser,
+                ix.force_login || stale.is_some(),
+                ix.login_hint.as_deref(),
+            )
+            .await
+            .map_err(|e| e.with_way_back(back(Abandon::UpstreamUnavailable)))?,
+        )),
     }
 }
 
@@ -203,7 +218,7 @@ fn ended(
         Err(StoreError::NotAllowed(_) | StoreError::NotFound { .. }) => {
             Err(ErrorPage::forbidden(not_theirs).into())
         }
-        Err(e) => Err(store_failure(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -218,9 +233,7 @@ async fn render_choice(
     let (allowed, now) = (ix.allowed.clone(), app.now());
     let mandates = app
         .read(move |store| store.usable_mandates(&org, &aidant, &allowed, now))
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     let client_name = history::service_name(app, &ix.client_id);
     let reason = if mandates.is_empty() {
         Abandon::Nobody
@@ -252,8 +265,8 @@ pub async fn show(
 ) -> Result<HttpResponse, FrontError> {
     let id = id.into_inner();
     match load(&req, &app, &id).await? {
-        Err(login_url) => Ok(see_other(login_url)),
-        Ok((ix, _, s)) => render_choice(&app, id, &ix, &s, None).await,
+        Loaded::LoginFirst(url) => Ok(see_other(url)),
+        Loaded::Ready { ix, session, .. } => render_choice(&app, id, &ix, &session, None).await,
     }
 }
 
@@ -294,8 +307,12 @@ pub async fn choose(
 ) -> Result<HttpResponse, FrontError> {
     let id = id.into_inner();
     let (ix, cookie, mut s) = match load(&req, &app, &id).await? {
-        Err(login_url) => return Ok(see_other(login_url)),
-        Ok(found) => found,
+        Loaded::LoginFirst(url) => return Ok(see_other(url)),
+        Loaded::Ready {
+            ix,
+            cookie,
+            session,
+        } => (ix, cookie, session),
     };
     if !tokens::same(&form.csrf, &ix.csrf) {
         return Err(ErrorPage::expired().into());
@@ -322,7 +339,10 @@ pub async fn choose(
         return Err(ErrorPage::expired().into());
     };
     match issue_code(&app, &ix, &s, &mandate_id, demarche, true).await {
-        Ok(Ok((res, usager_id))) => {
+        Ok(Issued::Code {
+            response,
+            usager_id,
+        }) => {
             // Remembered for a later `prompt=none` from this client in this session.
             s.remember(LastChoice {
                 client_id: ix.client_id.clone(),
@@ -335,9 +355,9 @@ pub async fn choose(
             if let Err(e) = session::save(&app, &cookie, &s).await {
                 tracing::warn!(error = %e, "choice not remembered in the session");
             }
-            Ok(res)
+            Ok(response)
         }
-        Ok(Err(r)) => {
+        Ok(Issued::Refused(r)) => {
             tracing::info!(reason = r.code(), "mandate use refused");
             crate::metrics::refused(r.code());
             let ttl = interaction_storage_ttl(&app.config.session);

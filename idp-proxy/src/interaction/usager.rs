@@ -16,7 +16,6 @@ use super::history::{self, HistoryRow};
 use super::{EndForm, EndedQuery};
 use crate::ephemeral::EphemeralJson;
 use crate::journal;
-use crate::provider::error::store_failure;
 use crate::provider::error::FrontError;
 use crate::provider::page::{html, ErrorPage};
 use crate::provider::records::{usager_session_key, UsagerSession};
@@ -61,9 +60,7 @@ pub(super) async fn logged_in(
             store.journal_append(&entry, now)?;
             Ok(Some(usager.id))
         })
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     let session = UsagerSession {
         usager_id,
         browser: browser.to_string(),
@@ -165,9 +162,7 @@ async fn space(
             let lines = journal::lines(store, &filter, None)?;
             Ok::<_, StoreError>(Some((usager, mandates, lines)))
         })
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     let Some((usager, mandates, lines)) = found else {
         // Purged since the login: nothing to show any more.
         let page = UnknownPage { csrf: session.csrf };
@@ -225,8 +220,7 @@ async fn end(
         .write(move |store| {
             store.revoke_mandate(&id, "ended by the usager", Actor::Usager(usager_id), now)
         })
-        .await
-        .map_err(store_failure)?;
+        .await;
     super::ended(result, "Ce mandat n'est pas l'un des vôtres.")?;
     tracing::info!("mandate ended by its usager");
     Ok(see_other("/mon-espace?termine=1".to_string()))

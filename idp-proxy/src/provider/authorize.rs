@@ -9,7 +9,7 @@ use super::error::{Code, FrontError, OAuthError};
 use super::page::ErrorPage;
 use super::params::Params;
 use super::records::{interaction_key, interaction_storage_ttl, Interaction, RequestedClaims};
-use super::respond::{issue_code, way_back, Abandon};
+use super::respond::{issue_code, way_back, Abandon, Issued};
 use super::session;
 use super::{checks, claims, request, tokens, App, AppData, BROWSER_COOKIE};
 use crate::ephemeral::EphemeralJson;
@@ -233,9 +233,9 @@ async fn silently(
     // Journaled when the client redeems the code: a site that merely triggers this request in
     // the aidant's browser never gets the code, so it journals nothing.
     match issue_code(app, ix, &s, &mandate_id, demarche, false).await {
-        Ok(Ok((res, _))) => Ok(res),
+        Ok(Issued::Code { response, .. }) => Ok(response),
         // Revoked, expired…: only the aidant, on the page, can choose otherwise.
-        Ok(Err(_)) => Err(interaction_required()),
+        Ok(Issued::Refused(_)) => Err(interaction_required()),
         Err(FrontError::Redirect { error, .. }) => Err(error),
         Err(_) => Err(OAuthError::unavailable()),
     }

@@ -4,6 +4,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use mandate_store::StoreError;
 use serde_json::json;
 
 use super::page::{ErrorPage, WayBack};
@@ -210,10 +211,30 @@ impl FrontError {
     }
 }
 
-/// A mandate-store failure, logged once, as the page every person sees for it.
-pub fn store_failure(e: impl std::fmt::Display) -> FrontError {
+/// A mandate-store failure, logged here once, whatever answers it (the pool counts it for
+/// the metrics): the page every person sees for it, or `temporarily_unavailable`.
+fn store_failure(e: &StoreError) {
     tracing::error!(error = %e, "mandate store failure");
-    ErrorPage::unavailable().into()
+}
+
+impl From<StoreError> for FrontError {
+    fn from(e: StoreError) -> Self {
+        store_failure(&e);
+        ErrorPage::unavailable().into()
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        store_failure(&e);
+        OAuthError::unavailable()
+    }
+}
+
+impl From<StoreError> for JsonError {
+    fn from(e: StoreError) -> Self {
+        JsonError(e.into())
+    }
 }
 
 impl ResponseError for FrontError {

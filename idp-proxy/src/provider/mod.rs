@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest};
-use mandate_store::Store;
+use mandate_store::{Store, StoreError};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -116,22 +116,20 @@ impl App {
     }
 }
 
-/// A mandate-store call that could not run (blocking pool gone): treated as unavailable.
-#[derive(Debug, thiserror::Error)]
-#[error("mandate store call could not run")]
-pub struct Blocked;
-
 impl App {
     /// Runs a read of the mandate store. On SQLite it runs inline: an in-process indexed read
     /// takes microseconds, less than handing it to the blocking pool and back. On PostgreSQL it
-    /// waits on the network, so it goes to the blocking pool.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, Blocked>
+    /// waits on the network, so it goes to the blocking pool. A call that cannot run is the
+    /// store unavailable, like one that failed: one error type, `E` (a `StoreError`, or an
+    /// outcome that has one, like `UseError`).
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Store) -> T + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         if self.store.backend() == "sqlite" {
-            Ok(f(&self.store))
+            f(&self.store)
         } else {
             self.write(f).await
         }
@@ -142,16 +140,18 @@ impl App {
     /// for a pooled connection (`database.acquire_timeout_ms`): with the database down, each
     /// call holds its slot that long, and an unbounded queue behind them would turn every
     /// 503 into a client's time-out.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, Blocked>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Store) -> T + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
+        let blocked = |why: &str| E::from(StoreError::Unavailable(why.into()));
         let wait = self.config.database.acquire_timeout;
         let slot = tokio::time::timeout(wait, self.db_slots.clone().acquire_owned())
             .await
-            .map_err(|_| Blocked)?
-            .map_err(|_| Blocked)?;
+            .map_err(|_| blocked("no free store slot within database.acquire_timeout_ms"))?
+            .map_err(|_| blocked("store slots closed"))?;
         let store = self.store.clone();
         // The slot goes with the call: a request dropped mid-call (client gone) frees it only
         // when the call, and its connection, are done.
@@ -160,7 +160,7 @@ impl App {
             f(&store)
         })
         .await
-        .map_err(|_| Blocked)
+        .map_err(|_| blocked("the blocking pool is gone"))?
     }
 }
 

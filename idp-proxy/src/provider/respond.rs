@@ -17,7 +17,7 @@ use mandate_store::{Demarche, JournalAction, Level, NewJournalEntry, Refusal, Us
 use serde::Deserialize;
 
 use super::checks::acr;
-use super::error::{store_failure, FrontError};
+use super::error::FrontError;
 use super::page::WayBack;
 use super::records::{code_key, AidantSession, CodeGrant, Delegation, Interaction};
 use super::{tokens, App};
@@ -168,11 +168,10 @@ pub async fn send_back(
         ..Default::default()
     };
     let now = app.now();
-    if !matches!(
-        app.write(move |store| store.journal_append(&entry, now))
-            .await,
-        Ok(Ok(_))
-    ) {
+    let journaled: Result<_, mandate_store::StoreError> = app
+        .write(move |store| store.journal_append(&entry, now))
+        .await;
+    if journaled.is_err() {
         tracing::error!(
             reason = reason.as_str(),
             "could not journal an abandoned authorization"
@@ -197,11 +196,20 @@ pub fn aidant_level(app: &App, ix: &Interaction, s: &AidantSession) -> Result<Le
     }
 }
 
+/// What became of a choice: a code sent back to the client, or the mandate's refusal.
+pub enum Issued {
+    /// The response that sends the browser back with the code, and the usager acted for.
+    Code {
+        response: HttpResponse,
+        usager_id: String,
+    },
+    Refused(Refusal),
+}
+
 /// The mandate checked, a code stored, then the use journaled (re-checked in the same
 /// transaction); or, `journal_now` false, only checked: the token endpoint journals it when
-/// the client redeems the code. Then the browser is sent back to the client with the code:
-/// the response, and the usager acted for. A refusal or a failure leaves nothing journaled
-/// and no code anyone knows.
+/// the client redeems the code. Then the browser is sent back to the client with the code.
+/// A refusal or a failure leaves nothing journaled and no code anyone knows.
 pub async fn issue_code(
     app: &App,
     ix: &Interaction,
@@ -209,7 +217,7 @@ pub async fn issue_code(
     mandate_id: &str,
     demarche: Demarche,
     journal_now: bool,
-) -> Result<Result<(HttpResponse, String), Refusal>, FrontError> {
+) -> Result<Issued, FrontError> {
     let session_level = aidant_level(app, ix, s)?;
     let min = ix.min_level();
     let client = app
@@ -240,12 +248,11 @@ pub async fn issue_code(
     let checked = {
         let use_ = use_.clone();
         app.read(move |store| store.check_use(&use_, now)).await
-    }
-    .map_err(store_failure)?;
+    };
     let grant = match checked {
         Ok(g) => g,
-        Err(UseError::Refused(r)) => return Ok(Err(r)),
-        Err(UseError::Store(e)) => return Err(store_failure(e)),
+        Err(UseError::Refused(r)) => return Ok(Issued::Refused(r)),
+        Err(UseError::Store(e)) => return Err(e.into()),
     };
     // What was really reached: the lower of the aidant's login and the usager's consent.
     let consent_level = grant.consent_acr.unwrap_or(Level::Eidas1);
@@ -267,15 +274,11 @@ pub async fn issue_code(
     // code, and no code that could be redeemed without its entry.
     app.ephemeral.put_json(&key, &code_grant, ttl).await?;
     if journal_now {
-        let recorded = app
-            .write(move |store| store.record_use(&use_, now))
-            .await
-            .map_err(store_failure);
+        let recorded = app.write(move |store| store.record_use(&use_, now)).await;
         let refused = match recorded {
-            Ok(Ok(_)) => None,
-            Ok(Err(UseError::Refused(r))) => Some(Ok(Err(r))),
-            Ok(Err(UseError::Store(e))) => Some(Err(store_failure(e))),
-            Err(e) => Some(Err(e)),
+            Ok(_) => None,
+            Err(UseError::Refused(r)) => Some(Ok(Issued::Refused(r))),
+            Err(UseError::Store(e)) => Some(Err(e.into())),
         };
         if let Some(outcome) = refused {
             // Never shown, so never redeemable; deleted so it does not linger either.
@@ -287,7 +290,10 @@ pub async fn issue_code(
     }
     tracing::info!(client = %ix.client_id, demarche = demarche.as_str(), "code issued");
     let to = return_to(app, ix);
-    Ok(Ok((see_other(to.url(&[("code", &code)])), grant.usager_id)))
+    Ok(Issued::Code {
+        response: see_other(to.url(&[("code", &code)])),
+        usager_id: grant.usager_id,
+    })
 }
 
 /// Where answers to this interaction's client go.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::error::{store_failure, FrontError};
+use super::error::FrontError;
 use super::page::ErrorPage;
 use super::records::{
     interaction_storage_ttl, session_key, AidantSession, Interaction, UpstreamLogin,
@@ -119,9 +119,7 @@ async fn may_still_act(app: &App, cookie: &str, s: &AidantSession) -> Result<(),
     let (aidant, organisation) = (s.aidant_id.clone(), s.organisation_id.clone());
     let may = app
         .read(move |store| store.aidant_may_act(&aidant, &organisation))
-        .await
-        .map_err(store_failure)?
-        .map_err(store_failure)?;
+        .await?;
     if may {
         return Ok(());
     }
@@ -145,19 +143,28 @@ pub async fn save(app: &App, cookie: &str, session: &AidantSession) -> Result<()
         .await
 }
 
-/// The aidant's active session in this browser (with the browser id), or the response that
-/// sends them to log in first and come back to `then`. For the aidant's own pages.
-pub async fn require(
-    req: &HttpRequest,
-    app: &App,
-    then: &str,
-) -> Result<Result<(String, AidantSession), HttpResponse>, FrontError> {
+/// Who is at an aidant's own page.
+pub enum Required {
+    /// The aidant's active session in this browser, with the browser id.
+    Active {
+        browser: String,
+        session: AidantSession,
+    },
+    /// The response that sends them to log in first, and back.
+    LoginFirst(HttpResponse),
+}
+
+/// The aidant's active session in this browser, or the login that comes back to `then`.
+pub async fn require(req: &HttpRequest, app: &App, then: &str) -> Result<Required, FrontError> {
     let (browser, new_browser) = crate::provider::browser_id(req);
     let now = app.now();
     match current(req, app, &browser).await? {
         Some((cookie, mut s)) if active(app, &s, now) => {
             keep(app, &cookie, &mut s, now).await?;
-            Ok(Ok((browser, s)))
+            Ok(Required::Active {
+                browser,
+                session: s,
+            })
         }
         stale => {
             let url = start(app, then, &browser, stale.is_some(), None).await?;
@@ -165,7 +172,7 @@ pub async fn require(
             if new_browser {
                 let _ = res.add_cookie(&app.cookie(BROWSER_COOKIE, browser));
             }
-            Ok(Err(res))
+            Ok(Required::LoginFirst(res))
         }
     }
 }

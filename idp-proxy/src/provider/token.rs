@@ -211,10 +211,7 @@ async fn record_use(
     now: i64,
 ) -> Result<mandate_store::Grant, OAuthError> {
     let use_ = d.as_use(None);
-    let recorded = app
-        .write(move |store| store.record_use(&use_, now))
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
+    let recorded = app.write(move |store| store.record_use(&use_, now)).await;
     refusal_as_grant_error(recorded)
 }
 
@@ -231,10 +228,7 @@ fn refusal_as_grant_error(
                 "the mandate no longer allows this: {r}"
             )))
         }
-        Err(UseError::Store(e)) => {
-            tracing::error!(error = %e, "mandate store failure");
-            Err(OAuthError::unavailable())
-        }
+        Err(UseError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -256,8 +250,7 @@ pub async fn check_mandate(
                 now,
             )
         })
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
+        .await;
     refusal_as_grant_error(checked)
 }
 
