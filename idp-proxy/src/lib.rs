@@ -5,6 +5,8 @@
 pub mod clock;
 pub mod config;
 pub mod ephemeral;
+#[cfg(test)]
+mod handler_tests;
 pub mod import;
 pub mod interaction;
 pub mod journal;
@@ -12,6 +14,8 @@ pub mod keys;
 pub mod metrics;
 pub mod observe;
 pub mod provider;
+#[cfg(test)]
+pub mod testing;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -24,7 +28,7 @@ use crate::config::{Config, EphemeralBackend};
 use crate::ephemeral::{EphemeralStore, MemoryStore, RedisStore};
 use crate::keys::KeyRing;
 use crate::provider::App;
-use crate::upstream::Upstream;
+use crate::upstream::{OidcUpstream, Upstream};
 
 /// Largest request body any endpoint reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -55,21 +59,49 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
             Arc::new(RedisStore::connect_cluster(&nodes, &e.prefix, timeout).await?)
         }
     };
-    let upstream = Upstream::new(
+    let upstream = Arc::new(OidcUpstream::new(
         config.upstream.aidant.clone(),
         format!("{}/login/callback", config.server.issuer),
-    )?;
+    )?);
     let franceconnect = config
         .upstream
         .franceconnect
         .clone()
         .map(|fc| {
-            Upstream::new(
-                fc,
-                format!("{}/franceconnect/callback", config.server.issuer),
-            )
+            let back = format!("{}/franceconnect/callback", config.server.issuer);
+            OidcUpstream::new(fc, back).map(|u| Arc::new(u) as Arc<dyn Upstream>)
         })
         .transpose()?;
+    let parts = Parts {
+        keys,
+        store,
+        ephemeral,
+        upstream,
+        franceconnect,
+        clock: Arc::new(clock::SystemClock),
+    };
+    assemble(config, parts)
+}
+
+/// What an App is made of besides its config: the real ones (`build_app`) or the test seam's.
+pub struct Parts {
+    pub keys: KeyRing,
+    pub store: Store,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub upstream: Arc<dyn Upstream>,
+    pub franceconnect: Option<Arc<dyn Upstream>>,
+    pub clock: Arc<dyn clock::Clock>,
+}
+
+pub fn assemble(config: Config, parts: Parts) -> anyhow::Result<App> {
+    let Parts {
+        keys,
+        store,
+        ephemeral,
+        upstream,
+        franceconnect,
+        clock,
+    } = parts;
     Ok(App {
         franceconnect,
         client_keys: provider::client_keys::ClientKeys::new(std::time::Duration::from_secs(5))?,
@@ -94,9 +126,29 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
         store,
         ephemeral,
         upstream,
-        clock: Arc::new(clock::SystemClock),
+        clock,
         draining: std::sync::atomic::AtomicBool::new(false),
     })
+}
+
+/// Every route, and what every request reads: the app, body limits, the form error page.
+pub fn services(app: web::Data<App>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(app)
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(MAX_BODY)
+                    .error_handler(|err, _| {
+                        // Our pages' forms always carry their fields: one that lacks some is
+                        // stale or forged, and gets the French page, not a parser message.
+                        let page = provider::page::ErrorPage::expired().response();
+                        actix_web::error::InternalError::from_response(err, page).into()
+                    }),
+            )
+            .configure(provider::routes)
+            .configure(interaction::routes);
+    }
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -165,26 +217,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
-            .app_data(app.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY))
-            .app_data(
-                web::FormConfig::default()
-                    .limit(MAX_BODY)
-                    .error_handler(|err, _| {
-                        // Our pages' forms always carry their fields: one that lacks some is
-                        // stale or forged, and gets the French page, not a parser message.
-                        let page = provider::page::ErrorPage::expired().response();
-                        actix_web::error::InternalError::from_response(err, page).into()
-                    }),
-            )
+            .configure(services(app.clone()))
             .wrap(
                 middleware::DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Referrer-Policy", "no-referrer")),
             )
             .wrap(middleware::from_fn(observe::observe))
-            .configure(provider::routes)
-            .configure(interaction::routes)
     })
     .worker_max_blocking_threads(blocking)
     .shutdown_timeout(shutdown.as_secs())

@@ -218,7 +218,11 @@ mod tests {
     async fn store() -> RedisStore {
         let url =
             std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let prefix = format!("idp-proxy-test:{}:", crate::provider::tokens::random());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("idp-proxy-test:{}-{nanos}:", std::process::id());
         RedisStore::connect(&url, &prefix, Duration::from_secs(2))
             .await
             .expect("a Redis at TEST_REDIS_URL (scripts/test and .ci/run start one)")

@@ -39,8 +39,8 @@ struct FranceConnectLogin {
     pending: PendingLogin,
 }
 
-fn franceconnect(app: &App) -> Result<&crate::upstream::Upstream, ErrorPage> {
-    app.franceconnect.as_ref().ok_or_else(|| {
+fn franceconnect(app: &App) -> Result<&dyn crate::upstream::Upstream, ErrorPage> {
+    app.franceconnect.as_deref().ok_or_else(|| {
         ErrorPage::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "FranceConnect n'est pas disponible",

@@ -44,9 +44,10 @@ pub struct App {
     pub keys: arc_swap::ArcSwap<KeyRing>,
     pub store: Store,
     pub ephemeral: Arc<dyn EphemeralStore>,
-    pub upstream: Upstream,
+    /// The aidants' identity provider.
+    pub upstream: Arc<dyn Upstream>,
     /// FranceConnect, where usagers log in to give a mandate; absent if not configured.
-    pub franceconnect: Option<Upstream>,
+    pub franceconnect: Option<Arc<dyn Upstream>>,
     pub clock: Arc<dyn Clock>,
     /// Clients' public keys (inline or fetched from their jwks_uri).
     pub client_keys: client_keys::ClientKeys,
