@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metrics;
 pub mod observe;
 pub mod provider;
+pub mod tasks;
 #[cfg(test)]
 pub mod testing;
 pub mod upstream;
@@ -169,51 +170,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // fixed set of blocking threads per worker serves them without churn.
     let blocking = (app.config.database.max_connections as usize).clamp(2, 16);
     tracing::info!(%listen, issuer = app.issuer(), "idp-proxy listening");
-    // Keys added or rotated (data keys, signing keys) reach this node without a restart.
-    let reload = app.clone();
-    actix_web::rt::spawn(async move {
-        let every = reload.config.keys.reload;
-        let mut tick = actix_web::rt::time::interval(every);
-        loop {
-            tick.tick().await;
-            match KeyRing::load(&reload.config.keys.dir) {
-                Ok(ring) => {
-                    reload.store.set_sealer(ring.sealer());
-                    reload.keys.store(Arc::new(ring));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "key ring reload failed; keeping the loaded keys")
-                }
-            }
-        }
-    });
+    tasks::spawn_key_reload(app.clone());
     if app.config.retention.automatic {
-        // Nodes take turns through the store's write lock; a purge already done is a no-op.
-        let purge = app.clone();
-        actix_web::rt::spawn(async move {
-            let every = purge.config.retention.purge_every;
-            // A minute after start, then every period: a node restarted more often than the
-            // period still purges.
-            let first = actix_web::rt::time::Instant::now() + std::time::Duration::from_secs(60);
-            let mut tick = actix_web::rt::time::interval_at(first, every);
-            loop {
-                tick.tick().await;
-                let now = purge.now();
-                let cutoff = now - purge.config.retention.days as i64 * 86_400;
-                match purge
-                    .write(move |store| store.purge_before(cutoff, now, 1000))
-                    .await
-                {
-                    Ok(p) => tracing::info!(
-                        journal_entries = p.journal_entries,
-                        mandates = p.mandates,
-                        usagers = p.usagers,
-                        "retention purge"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-                }
-            }
-        });
+        tasks::spawn_retention_purge(app.clone());
     }
     let mut server = HttpServer::new(move || {
         actix_web::App::new()

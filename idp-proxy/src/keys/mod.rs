@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::SigningAlg;
 
+pub mod data_rotation;
 mod files;
 mod jwe;
 mod jws;
