@@ -159,23 +159,4 @@ mod tests {
     async fn memory_store_passes_the_shared_suite() {
         super::super::suite::run(&MemoryStore::default(), "t").await;
     }
-
-    #[tokio::test]
-    async fn concurrent_takes_have_one_winner() {
-        let store = std::sync::Arc::new(MemoryStore::default());
-        store
-            .put("code", b"c".to_vec(), Duration::from_secs(60))
-            .await
-            .unwrap();
-        let mut handles = Vec::new();
-        for _ in 0..8 {
-            let s = store.clone();
-            handles.push(tokio::spawn(async move { s.take("code").await.unwrap() }));
-        }
-        let mut winners = 0;
-        for h in handles {
-            winners += h.await.unwrap().is_some() as usize;
-        }
-        assert_eq!(winners, 1);
-    }
 }

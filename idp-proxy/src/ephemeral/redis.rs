@@ -248,23 +248,6 @@ mod tests {
         assert_eq!(a.get("k").await.unwrap(), Some(b"a".to_vec()));
     }
 
-    #[tokio::test]
-    async fn concurrent_takes_never_both_win() {
-        let s = std::sync::Arc::new(store().await);
-        for round in 0..50 {
-            let key = format!("race-{round}");
-            s.put(&key, b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-            let (a, b) = tokio::join!(s.take(&key), s.take(&key));
-            let won = [a.unwrap(), b.unwrap()]
-                .iter()
-                .filter(|t| t.is_some())
-                .count();
-            assert_eq!(won, 1, "exactly one take wins");
-        }
-    }
-
     /// Three masters of a real Redis Cluster on free ports, stopped when dropped.
     struct Cluster {
         servers: Vec<std::process::Child>,

@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::get_bound;
 use crate::ephemeral::EphemeralJson;
+use crate::provider::keyspace::interaction_key;
 use crate::provider::page::ErrorPage;
-use crate::provider::records::{interaction_key, Interaction};
+use crate::provider::records::Interaction;
 use crate::provider::respond::{send_back, way_back_token, Abandon};
 use crate::provider::session;
 use crate::provider::{cookie_value, limits, tokens, AppData, BROWSER_COOKIE};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{login, mandate, usager};
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
+use crate::provider::keyspace::Space;
 use crate::provider::page::ErrorPage;
 use crate::provider::respond::see_other;
 use crate::provider::{App, AppData};
@@ -63,7 +64,7 @@ pub async fn start(app: &App, browser: &str, purpose: Purpose) -> Result<String,
     };
     let ttl = app.config.session.interaction_ttl;
     app.ephemeral
-        .put_json(&format!("fc:{state}"), &record, ttl)
+        .put_json(&Space::FranceConnectLogin.key(&state), &record, ttl)
         .await?;
     Ok(url)
 }
@@ -126,11 +127,14 @@ async fn callback(
     app: AppData,
     query: web::Query<Callback>,
 ) -> Result<HttpResponse, FrontError> {
-    let login: FranceConnectLogin =
-        login::take_login(&req, &app, "fc", &query, |l: &FranceConnectLogin| {
-            &l.browser
-        })
-        .await?;
+    let login: FranceConnectLogin = login::take_login(
+        &req,
+        &app,
+        Space::FranceConnectLogin,
+        &query,
+        |l: &FranceConnectLogin| &l.browser,
+    )
+    .await?;
     let franceconnect = franceconnect(&app)?;
     let verified: VerifiedIdentity = franceconnect
         .finish(&query, &login.pending, &app.keys())

@@ -12,8 +12,9 @@ use mandate_store::{JournalAction, NewJournalEntry, StoreError};
 use super::get_bound;
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
+use crate::provider::keyspace::{interaction_key, Space};
 use crate::provider::page::ErrorPage;
-use crate::provider::records::{interaction_key, AidantSession, Interaction, UpstreamLogin};
+use crate::provider::records::{AidantSession, Interaction, UpstreamLogin};
 use crate::provider::respond::{send_back, way_back, Abandon};
 use crate::provider::session::{self, upstream_page};
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE, SESSION_COOKIE};
@@ -71,7 +72,7 @@ async fn failed(
 pub(crate) async fn take_login<T: serde::de::DeserializeOwned + Send>(
     req: &HttpRequest,
     app: &App,
-    prefix: &str,
+    space: Space,
     callback: &Callback,
     browser_of: impl Fn(&T) -> &String + Send + Sync,
 ) -> Result<T, FrontError> {
@@ -84,7 +85,7 @@ pub(crate) async fn take_login<T: serde::de::DeserializeOwned + Send>(
     // under way in the right one.
     let browser = cookie_value(req, BROWSER_COOKIE).unwrap_or_default();
     app.ephemeral
-        .take_json_if(&format!("{prefix}:{state}"), |l: &T| {
+        .take_json_if(&space.key(state), |l: &T| {
             tokens::same(&browser, browser_of(l))
         })
         .await?
@@ -102,8 +103,14 @@ pub async fn callback(
     {
         return Err(ErrorPage::too_many(after).into());
     }
-    let login: UpstreamLogin =
-        take_login(&req, &app, "up", &query, |l: &UpstreamLogin| &l.browser).await?;
+    let login: UpstreamLogin = take_login(
+        &req,
+        &app,
+        Space::UpstreamLogin,
+        &query,
+        |l: &UpstreamLogin| &l.browser,
+    )
+    .await?;
     let identity = match app
         .upstream
         .finish(&query, &login.pending, &app.keys())

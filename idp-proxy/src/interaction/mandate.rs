@@ -20,6 +20,7 @@ use super::DemarcheView;
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
 use crate::provider::error::FrontError;
+use crate::provider::keyspace::Space;
 use crate::provider::page::{html, ErrorPage};
 use crate::provider::records::AidantSession;
 use crate::provider::respond::see_other;
@@ -64,7 +65,7 @@ struct FranceConnectUsager {
 }
 
 fn pending_key(id: &str) -> String {
-    format!("mc:{id}")
+    Space::MandateCreation.key(id)
 }
 
 fn ttl(app: &App) -> Duration {

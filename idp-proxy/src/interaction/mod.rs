@@ -21,10 +21,9 @@ use serde::Deserialize;
 
 use crate::ephemeral::EphemeralJson;
 use crate::provider::error::FrontError;
+use crate::provider::keyspace::interaction_key;
 use crate::provider::page::{html, ErrorPage, WayBack};
-use crate::provider::records::{
-    interaction_key, interaction_storage_ttl, AidantSession, Interaction, LastChoice,
-};
+use crate::provider::records::{interaction_storage_ttl, AidantSession, Interaction, LastChoice};
 use crate::provider::respond::{aidant_level, issue_code, see_other, way_back, Abandon, Issued};
 use crate::provider::session;
 use crate::provider::{cookie_value, tokens, App, AppData, BROWSER_COOKIE};

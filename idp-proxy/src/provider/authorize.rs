@@ -6,9 +6,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::{Code, FrontError, OAuthError};
+use super::keyspace::interaction_key;
 use super::page::ErrorPage;
 use super::params::Params;
-use super::records::{interaction_key, interaction_storage_ttl, Interaction, RequestedClaims};
+use super::records::{interaction_storage_ttl, Interaction, RequestedClaims};
 use super::respond::{issue_code, way_back, Abandon, Issued};
 use super::session;
 use super::{checks, claims, request, tokens, App, AppData, BROWSER_COOKIE};

@@ -245,10 +245,7 @@ async fn check_claims(app: &App, client: &Client, claims: &Value) -> Result<(), 
         .and_then(|j| j.as_str())
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| invalid_client("the assertion has no jti"))?;
-    let key = format!(
-        "jti:{}",
-        tokens::sha256_b64(&format!("{}\0{jti}", client.client_id))
-    );
+    let key = super::keyspace::Space::AssertionJti.hashed(&format!("{}\0{jti}", client.client_id));
     let ttl = Duration::from_secs((exp - now + SKEW).max(1) as u64);
     let first = app
         .ephemeral

@@ -20,7 +20,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(app: AppData) -> HttpResponse {
     let database = app.read(|store| store.ping()).await.is_ok();
     // Each kind of command the flows send: a write, a take, a counter.
-    let key = format!("ready:{}", tokens::random());
+    let key = super::keyspace::Space::Ready.key(&tokens::random());
     let ttl = Duration::from_secs(5);
     let ephemeral = app.ephemeral.put(&key, b"1".to_vec(), ttl).await.is_ok()
         && matches!(app.ephemeral.take(&key).await, Ok(Some(_)))

@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::client_auth::authenticate;
 use super::error::{Code, JsonError, OAuthError};
-use super::records::{access_token_key, Delegation};
+use super::keyspace::access_token_key;
+use super::records::Delegation;
 use super::token::{check_mandate, form_params};
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;

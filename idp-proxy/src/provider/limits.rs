@@ -30,7 +30,8 @@ pub async fn over(app: &App, limit: Limit, who: &str) -> Result<Option<u64>, Eph
     let now = app.now().max(0) as u64;
     let start = now - now % window;
     // Hashed: the key names no client, address or person.
-    let key = format!("rl:{name}:{}:{start}", tokens::sha256_b64(who));
+    let key = super::keyspace::Space::RateLimit
+        .key(&format!("{name}:{}:{start}", tokens::sha256_b64(who)));
     let count = app
         .ephemeral
         .incr(&key, Duration::from_secs(window))

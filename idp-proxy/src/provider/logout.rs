@@ -12,8 +12,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::error::FrontError;
+use super::keyspace::{session_key, Space};
 use super::params::Params;
-use super::records::{session_key, AidantSession, PendingLogout};
+use super::records::{AidantSession, PendingLogout};
 use super::token::is_form;
 use super::{cookie_value, tokens, App, AppData, SESSION_COOKIE};
 use crate::ephemeral::EphemeralJson;
@@ -170,7 +171,7 @@ async fn end_session(
             };
             let ttl = app.config.session.interaction_ttl;
             app.ephemeral
-                .put_json(&format!("lo:{state}"), &pending, ttl)
+                .put_json(&Space::Logout.key(&state), &pending, ttl)
                 .await?;
             upstream = Some(url);
         }
@@ -225,7 +226,7 @@ pub struct Done {
 /// The upstream IdP is done: finish where the client asked.
 pub async fn upstream_done(app: AppData, q: web::Query<Done>) -> Result<HttpResponse, FrontError> {
     let pending: Option<PendingLogout> = match q.state.as_deref().filter(|s| s.len() <= 128) {
-        Some(state) => app.ephemeral.take_json(&format!("lo:{state}")).await?,
+        Some(state) => app.ephemeral.take_json(&Space::Logout.key(state)).await?,
         None => None,
     };
     Ok(go(pending.and_then(|p| p.redirect)))

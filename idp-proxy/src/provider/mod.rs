@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod introspection;
+pub mod keyspace;
 pub mod limits;
 pub mod logout;
 pub mod page;

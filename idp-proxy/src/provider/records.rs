@@ -1,5 +1,5 @@
-//! What the provider keeps in the ephemeral store between two requests, and under which
-//! keys. Records hold ids, never identity claims: those are read from the mandate store when
+//! What the provider keeps in the ephemeral store between two requests (their keys: see
+//! `keyspace`). Records hold ids, never identity claims: those are read from the mandate store when
 //! a token is minted, so the ephemeral store holds no personal data.
 
 use mandate_store::{Demarche, Level, Vocabulary};
@@ -221,27 +221,4 @@ impl Interaction {
 /// How long an interaction, and the upstream login started for it, are stored.
 pub fn interaction_storage_ttl(session: &crate::config::Session) -> std::time::Duration {
     2 * session.interaction_ttl
-}
-
-pub fn interaction_key(id: &str) -> String {
-    format!("ix:{id}")
-}
-pub fn session_key(cookie: &str) -> String {
-    format!("sess:{}", super::tokens::sha256_b64(cookie))
-}
-pub fn usager_session_key(cookie: &str) -> String {
-    format!("usp:{}", super::tokens::sha256_b64(cookie))
-}
-/// A code's key, named after the access token it will be redeemed for (derived from the code):
-/// the two keys share a `{hash tag}`, one Redis Cluster slot, so redeeming swaps one for the
-/// other in one atomic step.
-pub fn code_key(access_token: &str) -> String {
-    format!("code:{{{}}}", super::tokens::sha256_b64(access_token))
-}
-pub fn access_token_key(token: &str) -> String {
-    format!("at:{{{}}}", super::tokens::sha256_b64(token))
-}
-/// Held by the request that journals a silent code's use (see `token::journal_once`).
-pub fn redeem_claim_key(access_token: &str) -> String {
-    format!("rd:{{{}}}", super::tokens::sha256_b64(access_token))
 }

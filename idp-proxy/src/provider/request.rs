@@ -163,7 +163,7 @@ pub async fn take_pushed(app: &App, client: &Client, uri: &str) -> Result<Params
     }
     let pushed: Pushed = app
         .ephemeral
-        .take_json_if(&format!("par:{}", tokens::sha256_b64(uri)), |p: &Pushed| {
+        .take_json_if(&super::keyspace::Space::Pushed.hashed(uri), |p: &Pushed| {
             p.client_id == client.client_id
         })
         .await?
@@ -211,7 +211,7 @@ pub async fn push(
     };
     app.ephemeral
         .put_json(
-            &format!("par:{}", tokens::sha256_b64(&uri)),
+            &super::keyspace::Space::Pushed.hashed(&uri),
             &pushed,
             PUSHED_TTL,
         )

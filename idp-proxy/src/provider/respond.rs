@@ -18,8 +18,9 @@ use serde::Deserialize;
 
 use super::checks::acr;
 use super::error::FrontError;
+use super::keyspace::code_key;
 use super::page::WayBack;
-use super::records::{code_key, AidantSession, CodeGrant, Delegation, Interaction};
+use super::records::{AidantSession, CodeGrant, Delegation, Interaction};
 use super::{tokens, App};
 use crate::ephemeral::EphemeralJson;
 use url::Url;

@@ -8,10 +8,9 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::FrontError;
+use super::keyspace::session_key;
 use super::page::ErrorPage;
-use super::records::{
-    interaction_storage_ttl, session_key, AidantSession, Interaction, UpstreamLogin,
-};
+use super::records::{interaction_storage_ttl, AidantSession, Interaction, UpstreamLogin};
 use super::respond::see_other;
 use super::tokens::same;
 use super::{cookie_value, App, BROWSER_COOKIE, SESSION_COOKIE};
@@ -63,7 +62,11 @@ pub async fn start(
     };
     let ttl = interaction_storage_ttl(&app.config.session);
     app.ephemeral
-        .put_json(&format!("up:{state}"), &login, ttl)
+        .put_json(
+            &super::keyspace::Space::UpstreamLogin.key(&state),
+            &login,
+            ttl,
+        )
         .await?;
     Ok(url)
 }

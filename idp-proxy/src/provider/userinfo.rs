@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
 use super::error::{Code, JsonError, OAuthError};
-use super::records::{access_token_key, Delegation};
+use super::keyspace::access_token_key;
+use super::records::Delegation;
 use super::token::{check_mandate, jwt_for};
 use super::{claims, AppData};
 use crate::ephemeral::EphemeralJson;
