@@ -29,6 +29,8 @@ pub enum JournalAction {
     MandateCreated,
     MandateUsed,
     MandateRevoked,
+    /// The usager read the recap and did not give the mandate: nothing was stored but this.
+    MandateRefused,
     /// An authorization request ended without a code: the aidant went back to the client
     /// (cancelled, nobody to act for, unknown aidant, identity provider refusal or outage,
     /// expired request). `detail` names the reason; the aidant is set when known.
@@ -45,6 +47,7 @@ impl JournalAction {
             JournalAction::MandateCreated => "mandate_created",
             JournalAction::MandateUsed => "mandate_used",
             JournalAction::MandateRevoked => "mandate_revoked",
+            JournalAction::MandateRefused => "mandate_refused",
             JournalAction::AuthorizationAbandoned => "authorization_abandoned",
             JournalAction::JournalPurged => "journal_purged",
         }

@@ -58,6 +58,7 @@ behaviours! {
     aidants_of_an_organisation_are_its_members,
     a_use_may_require_a_consent_level,
     an_aidant_may_act_only_as_an_active_member_of_an_active_organisation,
+    a_refused_mandate_is_journaled_and_nothing_else,
 }
 
 fn use_of(w: &World, demarche: Demarche) -> Use {
@@ -1307,4 +1308,37 @@ fn an_aidant_may_act_only_as_an_active_member_of_an_active_organisation(db: &Tes
         !store.aidant_may_act(&w.aidant.id, &w.org.id).unwrap(),
         "aidant disabled"
     );
+}
+
+/// Issue #12: « Je ne donne pas mandat » leaves one journal entry (who asked, for what) and
+/// no mandate; the organisation reads it in its journal.
+fn a_refused_mandate_is_journaled_and_nothing_else(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    let filter = JournalFilter {
+        organisation_id: Some(w.org.id.clone()),
+        ..JournalFilter::default()
+    };
+    let before = store.journal_entries(&filter).unwrap().len();
+    store
+        .journal_append(
+            &NewJournalEntry {
+                action: JournalAction::MandateRefused.into(),
+                aidant_id: Some(w.aidant.id.clone()),
+                organisation_id: Some(w.org.id.clone()),
+                detail: Some("argent,social".into()),
+                ..NewJournalEntry::default()
+            },
+            NOW + 1,
+        )
+        .unwrap();
+    let entries = store.journal_entries(&filter).unwrap();
+    assert_eq!(entries.len(), before + 1, "one entry, nothing else");
+    let refused: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "mandate_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].detail.as_deref(), Some("argent,social"));
+    assert!(store.verify_journal().is_ok());
 }

@@ -671,7 +671,11 @@ describe('the demo (README first command) in a real browser', () => {
         await a.click(await a.find('form[action="/mandats/nouveau"] button[type="submit"]'));
         await a.waitFor(async () => (await a.findAll('[role="alert"]')).length > 0, 'the error');
         await ourPage(a, { title: 'Nouveau mandat', controls: true });
-        assert.equal(squash(await a.text(await a.find('[role="alert"]'))), 'Choisissez au moins une démarche.');
+        // The error summary names what to correct and links to the field (issue #12); the
+        // duration chosen is kept.
+        assert.equal(squash(await a.text(await a.find('[role="alert"]'))), 'Une information est à corriger Choisissez au moins une démarche.');
+        assert.equal(await a.script('return document.querySelector(\'#erreurs a\').getAttribute("href")'), '#demarche-papiers');
+        assert.equal(await a.property(await a.find('input[name="duree"][value="182"]'), 'checked'), true, 'the duration kept');
       });
       const day = ISO_DAY.format(new Date(Date.now() + 45 * DAY_MS));
       const given = await step(a, 'new mandate, recap, attestation, JS off', () => giveMandateWithoutJs(a, usager, {

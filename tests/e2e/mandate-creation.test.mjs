@@ -261,4 +261,77 @@ describe('a mandate given through FranceConnect', () => {
     assert.equal(r.page.status, 400);
     assert.match(textOf(r.page.body), /Choisissez au moins une démarche/);
   });
+
+  // Issue #12 (the field's demands, ../shared/field/: informed consent, a way out). The form
+  // pattern is the State's design system's (DSFR "erreurs de formulaire", GOV.UK's error
+  // summary): a summary at the top linking to each field, what was typed kept.
+  it('asks again for a form without duration, with an error summary linking to the field and the ticks kept', async () => {
+    const r = await startMandate({ demarches: ['argent', 'logement'], duree: '' });
+    assert.equal(r.page.status, 400);
+    const html = r.page.body;
+    assert.match(html, /<div class="alert" role="alert" id="erreurs">[\s\S]*<a href="#duree-1">Choisissez une durée\.<\/a>/);
+    assert.match(html, /id="duree-1"/, 'the link has its target');
+    assert.match(html, /value="argent" checked/);
+    assert.match(html, /value="logement" checked/);
+    assert.doesNotMatch(html, /value="social" checked/);
+  });
+
+  it('writes the recap for the person: each démarche with what it covers, what aidants will see, why, who knows, how long, their rights', async () => {
+    const started = await startMandate({ usager: 'fc-amina', demarches: ['logement'] });
+    const text = textOf(started.page.body);
+    assert.match(text, /Logement \(/, 'the démarche with its examples');
+    assert.match(text, /Ce que les aidants pourront faire : se connecter en votre nom/);
+    assert.match(text, /Pourquoi : uniquement pour vous aider/);
+    assert.match(text, /Qui le saura : chaque utilisation est notée/);
+    assert.match(text, /ces notes sont gardées 2 ans/, 'retention.days (730) as a person says it');
+    assert.match(text, /CNIL/);
+    assert.match(text, /Je ne donne pas mandat/);
+  });
+
+  it('shows the mandate it replaces and what changes; an unticked box is said, not ignored', async () => {
+    // Jean-Pierre LEGRAND gave « Argent » above; now « Social » and « Logement » for a month.
+    const started = await startMandate({ usager: 'fc-jean-pierre', demarches: ['social', 'logement'], duree: '31' });
+    const text = textOf(started.page.body);
+    assert.match(text, /Ce mandat remplace celui en cours/);
+    assert.match(text, /démarches ajoutées : Social - Santé, Logement/);
+    assert.match(text, /démarches qui ne seront plus couvertes : Argent/);
+    assert.doesNotMatch(text, /démarches conservées/);
+
+    const form = parseForms(started.page.body, started.page.url).find((f) => f.action.endsWith(new URL(started.page.url).pathname));
+    const unticked = await started.browser.navigate(form.action, { method: 'POST', form: formFields(form) });
+    assert.equal(unticked.final.status, 400);
+    assert.match(unticked.final.body, /<a href="#consent">Cochez la case pour donner mandat/);
+    assert.match(textOf(unticked.final.body), /Ce mandat remplace celui en cours/, 'the recap again');
+  });
+
+  it('names the aidant, not the structure, where mandates are bound to their creator', async () => {
+    await world.proxy.cli(['organisations', 'mandate-use', SIRET_A, 'creator']);
+    try {
+      const started = await startMandate({ usager: 'fc-amina', demarches: ['famille'] });
+      const text = textOf(started.page.body);
+      assert.match(text, /donnez mandat à Abdel KARIM, aidant de Centre social des Acacias pour effectuer/);
+      assert.match(text, /je donne mandat à Abdel KARIM, aidant de Centre social des Acacias\./);
+    } finally {
+      await world.proxy.cli(['organisations', 'mandate-use', SIRET_A, 'any-aidant']);
+    }
+  });
+
+  it('« Je ne donne pas mandat »: nothing stored, the running mandate unchanged, the refusal journaled, the aidant told', async () => {
+    const before = await world.proxy.cli(['journal', 'export']);
+    const started = await startMandate({ usager: 'fc-jean-pierre', demarches: ['social'] });
+    const refuse = parseForms(started.page.body, started.page.url).find((f) => f.action.endsWith('/refus'));
+    assert.ok(refuse, 'a refusal form');
+    const refused = await started.browser.navigate(refuse.action, { method: 'POST', form: formFields(refuse) });
+    assert.equal(refused.final.status, 200);
+    const text = textOf(refused.final.body);
+    assert.match(text, /Aucun mandat n'a été donné/);
+    assert.match(text, /Le mandat déjà en cours ne change pas/);
+    const csv = await world.proxy.cli(['journal', 'export']);
+    const added = csv.split('\n').filter((l) => !before.includes(l));
+    assert.ok(added.some((l) => l.split(',')[2] === 'mandate_refused' && l.includes('LEGRAND')), added.join('\n'));
+    assert.ok(!added.some((l) => /mandate_created|mandate_revoked/.test(l)), added.join('\n'));
+    // Spent: the same recap cannot be confirmed afterwards.
+    const again = await started.browser.navigate(started.page.url);
+    assert.ok(again.final.status >= 400, String(again.final.status));
+  });
 });

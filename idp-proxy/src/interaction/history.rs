@@ -21,6 +21,7 @@ pub fn action_fr(action: &str) -> &'static str {
         "mandate_used" => "Démarche effectuée",
         "mandate_created" => "Mandat donné",
         "mandate_revoked" => "Fin du mandat",
+        "mandate_refused" => "Mandat refusé par la personne",
         "authorization_abandoned" => "Connexion abandonnée",
         "aidant_login" => "Connexion de l'aidant",
         "usager_login" => "Consultation de l'espace personnel",

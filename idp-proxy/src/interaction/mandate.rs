@@ -10,13 +10,13 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use mandate_store::{Demarche, GiveMandate, Identity, IdentityProblem, Level};
+use mandate_store::{Demarche, Identity, IdentityProblem, Level};
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
 use super::franceconnect::{self, Purpose};
 use super::french::{born, french_date, paris_day};
-use super::DemarcheView;
+use super::{DemarcheView, FieldError};
 use crate::ephemeral::EphemeralJson;
 use crate::keys::hex;
 use crate::provider::error::FrontError;
@@ -31,8 +31,18 @@ use crate::upstream::VerifiedIdentity;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/mandats/nouveau", web::get().to(new_form))
         .route("/mandats/nouveau", web::post().to(new_submit))
-        .route("/mandats/recapitulatif/{id}", web::get().to(recap))
-        .route("/mandats/recapitulatif/{id}", web::post().to(confirm))
+        .route(
+            "/mandats/recapitulatif/{id}",
+            web::get().to(super::recap::show),
+        )
+        .route(
+            "/mandats/recapitulatif/{id}",
+            web::post().to(super::recap::confirm),
+        )
+        .route(
+            "/mandats/recapitulatif/{id}/refus",
+            web::post().to(super::recap::refuse),
+        )
         .route("/mandats/{id}/attestation", web::get().to(attestation));
 }
 
@@ -47,24 +57,24 @@ const DURATIONS: [(i64, &str); 4] = [
 
 /// A mandate being given. Key: `mc:{id}`; ids only until FranceConnect answers.
 #[derive(Debug, Serialize, Deserialize)]
-struct Pending {
-    aidant_id: String,
-    organisation_id: String,
-    browser: String,
-    demarches: Vec<Demarche>,
-    expires_at: i64,
-    usager: Option<FranceConnectUsager>,
+pub(super) struct Pending {
+    pub aidant_id: String,
+    pub organisation_id: String,
+    pub browser: String,
+    pub demarches: Vec<Demarche>,
+    pub expires_at: i64,
+    pub usager: Option<FranceConnectUsager>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct FranceConnectUsager {
-    sub: String,
-    identity: Identity,
-    acr: Option<Level>,
-    auth_time: Option<i64>,
+pub(super) struct FranceConnectUsager {
+    pub sub: String,
+    pub identity: Identity,
+    pub acr: Option<Level>,
+    pub auth_time: Option<i64>,
 }
 
-fn pending_key(id: &str) -> String {
+pub(super) fn pending_key(id: &str) -> String {
     Space::MandateCreation.key(id)
 }
 
@@ -78,13 +88,24 @@ struct NewPage {
     aidant_name: String,
     organisation_name: String,
     csrf: String,
-    demarches: Vec<DemarcheView>,
+    /// Each démarche, and whether it is ticked (what was typed is kept after an error).
+    demarches: Vec<(DemarcheView, bool)>,
     durations: Vec<(i64, &'static str)>,
+    duree: String,
+    jusquau: String,
     /// Bounds of the date field (YYYY-MM-DD).
     tomorrow: String,
     last_day: String,
     last_day_fr: String,
-    error: Option<String>,
+    errors: Vec<FieldError>,
+}
+
+/// What the aidant chose on the new-mandate form.
+#[derive(Default)]
+struct Chosen {
+    demarches: Vec<Demarche>,
+    duree: String,
+    jusquau: String,
 }
 
 fn durations(app: &App) -> impl Iterator<Item = (i64, &'static str)> {
@@ -107,27 +128,34 @@ fn until_day(app: &App, day: &str, now: i64) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
-fn new_page(app: &App, s: &AidantSession, error: Option<&str>) -> HttpResponse {
+fn new_page(
+    app: &App,
+    s: &AidantSession,
+    chosen: &Chosen,
+    errors: Vec<FieldError>,
+) -> HttpResponse {
     let now = app.now();
+    let last = paris_day(now + app.config.mandates.max_days as i64 * 86_400);
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     let page = NewPage {
         aidant_name: s.aidant_name.clone(),
         organisation_name: s.organisation_name.clone(),
         csrf: s.csrf.clone(),
-        demarches: Demarche::ALL.iter().map(DemarcheView::from).collect(),
+        demarches: Demarche::ALL
+            .iter()
+            .map(|d| (DemarcheView::from(d), chosen.demarches.contains(d)))
+            .collect(),
         durations: durations(app).collect(),
+        duree: chosen.duree.clone(),
+        jusquau: chosen.jusquau.clone(),
         tomorrow: paris_day(now + 86_400).format("%Y-%m-%d").to_string(),
-        last_day: paris_day(now + app.config.mandates.max_days as i64 * 86_400)
-            .format("%Y-%m-%d")
-            .to_string(),
-        last_day_fr: paris_day(now + app.config.mandates.max_days as i64 * 86_400)
-            .format("%d/%m/%Y")
-            .to_string(),
-        error: error.map(str::to_string),
-    };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+        last_day: last.format("%Y-%m-%d").to_string(),
+        last_day_fr: last.format("%d/%m/%Y").to_string(),
+        errors,
     };
     html(status, page.render())
 }
@@ -135,7 +163,9 @@ fn new_page(app: &App, s: &AidantSession, error: Option<&str>) -> HttpResponse {
 async fn new_form(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
     Ok(
         match session::require(&req, &app, "/mandats/nouveau").await? {
-            Required::Active { session, .. } => new_page(&app, &session, None),
+            Required::Active { session, .. } => {
+                new_page(&app, &session, &Chosen::default(), Vec::new())
+            }
             Required::LoginFirst(login) => login,
         },
     )
@@ -151,50 +181,56 @@ async fn new_submit(
         Required::LoginFirst(login) => return Ok(login),
     };
     let mut csrf = String::new();
-    let mut demarches = Vec::new();
-    let mut duree = String::new();
-    let mut day = String::new();
+    let mut chosen = Chosen::default();
+    let mut unknown = false;
     for (k, v) in url::form_urlencoded::parse(&body) {
         match k.as_ref() {
             "csrf" => csrf = v.into_owned(),
             "demarches" => match v.parse::<Demarche>() {
-                Ok(d) if !demarches.contains(&d) => demarches.push(d),
+                Ok(d) if !chosen.demarches.contains(&d) => chosen.demarches.push(d),
                 Ok(_) => {}
-                Err(_) => return Ok(new_page(&app, &s, Some("Démarche inconnue."))),
+                Err(_) => unknown = true,
             },
-            "duree" => duree = v.into_owned(),
-            "jusquau" => day = v.into_owned(),
+            "duree" => chosen.duree = v.into_owned(),
+            "jusquau" => chosen.jusquau = v.into_owned(),
             _ => {}
         }
     }
     if s.csrf.is_empty() || !tokens::same(&csrf, &s.csrf) {
         return Err(ErrorPage::expired().into());
     }
-    if demarches.is_empty() {
-        return Ok(new_page(
-            &app,
-            &s,
-            Some("Choisissez au moins une démarche."),
+    let now = app.now();
+    let mut errors = Vec::new();
+    if unknown {
+        errors.push(FieldError::new("demarche-papiers", "Démarche inconnue."));
+    } else if chosen.demarches.is_empty() {
+        errors.push(FieldError::new(
+            "demarche-papiers",
+            "Choisissez au moins une démarche.",
         ));
     }
-    let now = app.now();
-    let expires_at = if duree == "date" {
-        match until_day(&app, &day, now) {
-            Some(t) => t,
-            None => {
-                let msg = format!(
-                    "Choisissez une date de fin entre demain et dans {} jours au plus.",
-                    app.config.mandates.max_days
-                );
-                return Ok(new_page(&app, &s, Some(&msg)));
-            }
-        }
+    let expires_at = if chosen.duree == "date" {
+        until_day(&app, &chosen.jusquau, now)
     } else {
-        match durations(&app).find(|(d, _)| d.to_string() == duree) {
-            Some((days, _)) => now + days * 86_400,
-            None => return Ok(new_page(&app, &s, Some("Choisissez une durée."))),
-        }
+        durations(&app)
+            .find(|(d, _)| d.to_string() == chosen.duree)
+            .map(|(days, _)| now + days * 86_400)
     };
+    match (&expires_at, chosen.duree.as_str()) {
+        (Some(_), _) => {}
+        (None, "date") => errors.push(FieldError::new(
+            "jusquau",
+            format!(
+                "Choisissez une date de fin entre demain et dans {} jours au plus.",
+                app.config.mandates.max_days
+            ),
+        )),
+        _ => errors.push(FieldError::new("duree-1", "Choisissez une durée.")),
+    }
+    let (Some(expires_at), true) = (expires_at, errors.is_empty()) else {
+        return Ok(new_page(&app, &s, &chosen, errors));
+    };
+    let demarches = chosen.demarches;
     let pending_id = tokens::random();
     let pending = Pending {
         aidant_id: s.aidant_id.clone(),
@@ -256,164 +292,6 @@ pub(super) async fn usager_verified(
     });
     app.ephemeral.put_json(&key, &pending, ttl(app)).await?;
     Ok(())
-}
-
-#[derive(Template)]
-#[template(path = "mandate_recap.html")]
-struct RecapPage {
-    id: String,
-    csrf: String,
-    usager_name: String,
-    born: String,
-    organisation_name: String,
-    demarches: Vec<&'static str>,
-    expires: String,
-    /// FranceConnect gave no email: asked here (every mandate needs one).
-    ask_email: bool,
-    email: String,
-    error: Option<&'static str>,
-}
-
-fn recap_page(
-    id: String,
-    s: &AidantSession,
-    pending: &Pending,
-    usager: &FranceConnectUsager,
-    typed: Option<(&str, &'static str)>,
-) -> HttpResponse {
-    let page = RecapPage {
-        id,
-        csrf: s.csrf.clone(),
-        usager_name: usager.identity.full_name(),
-        born: born(&usager.identity),
-        organisation_name: s.organisation_name.clone(),
-        demarches: pending.demarches.iter().map(|d| d.title_fr()).collect(),
-        expires: french_date(pending.expires_at),
-        ask_email: usager.identity.email.is_none(),
-        email: typed.map(|(e, _)| e.to_string()).unwrap_or_default(),
-        error: typed.map(|(_, problem)| problem),
-    };
-    let status = if typed.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    html(status, page.render())
-}
-
-/// The pending mandate of this URL, for this browser and this aidant, with its usager known.
-async fn pending_of(
-    app: &App,
-    id: &str,
-    browser: &str,
-    s: &AidantSession,
-) -> Result<Pending, FrontError> {
-    let pending: Pending =
-        super::get_bound(app, &pending_key(id), browser, |p: &Pending| &p.browser).await?;
-    if pending.aidant_id != s.aidant_id || pending.usager.is_none() {
-        return Err(ErrorPage::expired().into());
-    }
-    Ok(pending)
-}
-
-async fn recap(
-    req: HttpRequest,
-    app: AppData,
-    id: web::Path<String>,
-) -> Result<HttpResponse, FrontError> {
-    let then = format!("/mandats/recapitulatif/{id}");
-    let (browser, s) = match session::require(&req, &app, &then).await? {
-        Required::Active { browser, session } => (browser, session),
-        Required::LoginFirst(login) => return Ok(login),
-    };
-    let pending = pending_of(&app, &id, &browser, &s).await?;
-    let Some(usager) = &pending.usager else {
-        return Err(ErrorPage::expired().into());
-    };
-    Ok(recap_page(id.into_inner(), &s, &pending, usager, None))
-}
-
-#[derive(Deserialize)]
-struct ConfirmForm {
-    csrf: String,
-    consent: Option<String>,
-    /// Asked when FranceConnect gave none.
-    email: Option<String>,
-}
-
-async fn confirm(
-    req: HttpRequest,
-    app: AppData,
-    id: web::Path<String>,
-    form: web::Form<ConfirmForm>,
-) -> Result<HttpResponse, FrontError> {
-    let then = format!("/mandats/recapitulatif/{id}");
-    let (browser, s) = match session::require(&req, &app, &then).await? {
-        Required::Active { browser, session } => (browser, session),
-        Required::LoginFirst(login) => return Ok(login),
-    };
-    if s.csrf.is_empty() || !tokens::same(&form.csrf, &s.csrf) {
-        return Err(ErrorPage::expired().into());
-    }
-    let checked = pending_of(&app, &id, &browser, &s).await?;
-    // FranceConnect gave no email: the one typed here, checked as FranceConnect checks it.
-    let typed = form.email.as_deref().map(str::trim).unwrap_or_default();
-    let email = match checked.usager.as_ref().map(|u| u.identity.email.is_none()) {
-        Some(true) if !mandate_store::is_email(typed) => {
-            let Some(usager) = &checked.usager else {
-                return Err(ErrorPage::expired().into());
-            };
-            let problem = "Indiquez une adresse électronique valide, par exemple nom@exemple.fr.";
-            return Ok(recap_page(
-                id.into_inner(),
-                &s,
-                &checked,
-                usager,
-                Some((typed, problem)),
-            ));
-        }
-        Some(true) => Some(typed.to_string()),
-        _ => None,
-    };
-    if form.consent.as_deref() != Some("yes") {
-        return Ok(see_other(then));
-    }
-    // Single use: one confirmation, one mandate.
-    let pending: Pending = app
-        .ephemeral
-        .take_json(&pending_key(&id))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    let Some(mut usager) = pending.usager else {
-        return Err(ErrorPage::expired().into());
-    };
-    if email.is_some() {
-        usager.identity.email = email;
-    }
-    let now = app.now();
-    let give = GiveMandate {
-        franceconnect_sub: usager.sub,
-        identity: usager.identity,
-        organisation_id: pending.organisation_id,
-        aidant_id: pending.aidant_id,
-        demarches: pending.demarches,
-        expires_at: pending.expires_at,
-        // Evidence of consent; the FranceConnect subject itself is kept only hashed.
-        consent: serde_json::json!({
-            "method": "franceconnect",
-            "confirmed_at": now,
-            "acr": usager.acr,
-            "auth_time": usager.auth_time,
-        }),
-    };
-    let given = app
-        .write(move |store| store.give_mandate(&give, now))
-        .await?;
-    tracing::info!(mandate = %given.mandate.id, replaced = given.replaced.len(), "mandate given");
-    Ok(see_other(format!(
-        "/mandats/{}/attestation",
-        given.mandate.id
-    )))
 }
 
 #[derive(Template)]

@@ -10,6 +10,7 @@ pub mod french;
 pub mod history;
 pub mod login;
 pub mod mandate;
+pub mod recap;
 
 pub mod usager;
 
@@ -47,6 +48,22 @@ struct HomePage;
 
 async fn home() -> HttpResponse {
     html(StatusCode::OK, HomePage.render())
+}
+
+/// A field of a form that needs correcting: listed in the page's error summary, which links
+/// to it (`field` is its id), and shown beside it.
+pub(crate) struct FieldError {
+    field: &'static str,
+    message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        FieldError {
+            field,
+            message: message.into(),
+        }
+    }
 }
 
 /// A démarche as the pages show it: its key, French title and examples.
