@@ -31,6 +31,8 @@ pub enum JournalAction {
     MandateRevoked,
     /// The usager read the recap and did not give the mandate: nothing was stored but this.
     MandateRefused,
+    /// One démarche of a running mandate ended; the rest runs on.
+    DemarcheEnded,
     /// An authorization request ended without a code: the aidant went back to the client
     /// (cancelled, nobody to act for, unknown aidant, identity provider refusal or outage,
     /// expired request). `detail` names the reason; the aidant is set when known.
@@ -48,6 +50,7 @@ impl JournalAction {
             JournalAction::MandateUsed => "mandate_used",
             JournalAction::MandateRevoked => "mandate_revoked",
             JournalAction::MandateRefused => "mandate_refused",
+            JournalAction::DemarcheEnded => "demarche_ended",
             JournalAction::AuthorizationAbandoned => "authorization_abandoned",
             JournalAction::JournalPurged => "journal_purged",
         }

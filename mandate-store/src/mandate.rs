@@ -79,6 +79,23 @@ impl Actor {
             Actor::Ops => "ops",
         }
     }
+
+    /// The journal entry of a change to `mandate` made by this actor.
+    fn entry(&self, action: JournalAction, mandate: &Mandate) -> NewJournalEntry {
+        NewJournalEntry {
+            action: action.into(),
+            aidant_id: match self {
+                Actor::Aidant(aidant_id) => Some(aidant_id.clone()),
+                _ => None,
+            },
+            organisation_id: Some(mandate.organisation_id.clone()),
+            usager_id: Some(mandate.usager_id.clone()),
+            mandate_id: Some(mandate.id.clone()),
+            client_id: None,
+            demarche: None,
+            detail: Some(format!("by={}", self.kind())),
+        }
+    }
 }
 
 /// A mandate the interaction page may offer: active, of the aidant's organisation, with the
@@ -249,15 +266,10 @@ fn insert_in(
 }
 
 /// Ends a mandate and journals `mandate_revoked`, inside the caller's write transaction.
-fn revoke_in(
-    conn: &mut AnyConnection,
-    id: &str,
-    reason: &str,
-    by: &Actor,
-    now: Timestamp,
-) -> Result<Mandate, StoreError> {
-    let mandate = by_id(conn, id)?.ok_or_else(|| not_found("mandate", id))?;
-    match &by {
+/// Whether `by` may end the mandate, or part of it: an active aidant of its organisation,
+/// the usager who gave it, or ops.
+fn may_change(conn: &mut AnyConnection, mandate: &Mandate, by: &Actor) -> Result<(), StoreError> {
+    match by {
         Actor::Aidant(aidant_id) => {
             let active = aidant::by_id(conn, aidant_id)?.is_some_and(|a| a.active);
             if !active || !aidant::is_member(conn, aidant_id, &mandate.organisation_id)? {
@@ -275,6 +287,64 @@ fn revoke_in(
         }
         Actor::Ops => {}
     }
+    Ok(())
+}
+
+/// One démarche ends; the rest of the mandate runs on unchanged. Ending its last démarche
+/// ends the mandate.
+fn end_demarche_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    d: Demarche,
+    by: &Actor,
+    now: Timestamp,
+) -> Result<Mandate, StoreError> {
+    let mandate = by_id(conn, id)?.ok_or_else(|| not_found("mandate", id))?;
+    may_change(conn, &mandate, by)?;
+    if !mandate.is_active(now) {
+        return Err(StoreError::Invalid("the mandate has ended".to_owned()));
+    }
+    if !mandate.demarches.contains(&d) {
+        return Err(StoreError::Invalid(format!(
+            "the mandate does not cover {}",
+            d.as_str()
+        )));
+    }
+    let rest: Vec<Demarche> = mandate
+        .demarches
+        .iter()
+        .copied()
+        .filter(|x| *x != d)
+        .collect();
+    if rest.is_empty() {
+        return revoke_in(conn, id, "its last démarche ended", by, now);
+    }
+    diesel::update(mandates::table.find(id))
+        .set(mandates::demarches.eq(demarche::to_column(&rest)))
+        .execute(conn)?;
+    journal::append(
+        conn,
+        &NewJournalEntry {
+            demarche: Some(d),
+            ..by.entry(JournalAction::DemarcheEnded, &mandate)
+        },
+        now,
+    )?;
+    Ok(Mandate {
+        demarches: rest,
+        ..mandate
+    })
+}
+
+fn revoke_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    reason: &str,
+    by: &Actor,
+    now: Timestamp,
+) -> Result<Mandate, StoreError> {
+    let mandate = by_id(conn, id)?.ok_or_else(|| not_found("mandate", id))?;
+    may_change(conn, &mandate, by)?;
     if mandate.revoked_at.is_some() {
         return Ok(mandate);
     }
@@ -289,19 +359,7 @@ fn revoke_in(
     // journal must not hold personal data.
     journal::append(
         conn,
-        &NewJournalEntry {
-            action: JournalAction::MandateRevoked.into(),
-            aidant_id: match &by {
-                Actor::Aidant(aidant_id) => Some(aidant_id.clone()),
-                _ => None,
-            },
-            organisation_id: Some(mandate.organisation_id.clone()),
-            usager_id: Some(mandate.usager_id.clone()),
-            mandate_id: Some(mandate.id.clone()),
-            client_id: None,
-            demarche: None,
-            detail: Some(format!("by={}", by.kind())),
-        },
+        &by.entry(JournalAction::MandateRevoked, &mandate),
         now,
     )?;
 
@@ -356,6 +414,22 @@ impl Store {
     ) -> Result<Mandate, StoreError> {
         let mut conn = self.conn()?;
         self.write_transaction(&mut conn, |conn| revoke_in(conn, id, reason, &by, now))
+    }
+
+    /// Ends one démarche of a running mandate and journals `demarche_ended` in the same
+    /// transaction (the last one: the mandate ends, `mandate_revoked`). Who may: as
+    /// `revoke_mandate`.
+    pub fn end_demarche(
+        &self,
+        id: &str,
+        demarche: Demarche,
+        by: Actor,
+        now: Timestamp,
+    ) -> Result<Mandate, StoreError> {
+        let mut conn = self.conn()?;
+        self.write_transaction(&mut conn, |conn| {
+            end_demarche_in(conn, id, demarche, &by, now)
+        })
     }
 
     /// The usager gives a mandate, in one transaction: the usager is found by FranceConnect

@@ -59,6 +59,7 @@ behaviours! {
     a_use_may_require_a_consent_level,
     an_aidant_may_act_only_as_an_active_member_of_an_active_organisation,
     a_refused_mandate_is_journaled_and_nothing_else,
+    ending_one_demarche_keeps_the_rest_of_the_mandate,
 }
 
 fn use_of(w: &World, demarche: Demarche) -> Use {
@@ -1340,5 +1341,77 @@ fn a_refused_mandate_is_journaled_and_nothing_else(db: &TestDb) {
         .collect();
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].detail.as_deref(), Some("argent,social"));
+    assert!(store.verify_journal().is_ok());
+}
+
+/// Issue #12: a partial change. One démarche ends (journaled with it), the others still
+/// serve; ending the last ends the mandate; only its parties may.
+fn ending_one_demarche_keeps_the_rest_of_the_mandate(db: &TestDb) {
+    let store = db.store();
+    let w = world(store);
+    organisation(store, OTHER_SIRET, "Tilleuls");
+    let outsider = aidant(store, "outsider", &[OTHER_SIRET]);
+    assert!(matches!(
+        store.end_demarche(
+            &w.mandate.id,
+            Demarche::Argent,
+            Actor::Aidant(outsider.id),
+            NOW + 1
+        ),
+        Err(StoreError::NotAllowed(_))
+    ));
+    let changed = store
+        .end_demarche(
+            &w.mandate.id,
+            Demarche::Argent,
+            Actor::Aidant(w.aidant.id.clone()),
+            NOW + 2,
+        )
+        .unwrap();
+    assert_eq!(changed.demarches, [Demarche::Social]);
+    assert!(changed.is_active(NOW + 2));
+    assert_eq!(
+        refusal(store.record_use(&use_of(&w, Demarche::Argent), NOW + 3)),
+        Refusal::DemarcheNotCovered
+    );
+    store
+        .record_use(&use_of(&w, Demarche::Social), NOW + 4)
+        .unwrap();
+    assert!(matches!(
+        store.end_demarche(&w.mandate.id, Demarche::Argent, Actor::Ops, NOW + 5),
+        Err(StoreError::Invalid(_))
+    ));
+    let ended = store
+        .end_demarche(
+            &w.mandate.id,
+            Demarche::Social,
+            Actor::Usager(w.usager.id.clone()),
+            NOW + 6,
+        )
+        .unwrap();
+    assert_eq!(
+        ended.revoked_at,
+        Some(NOW + 6),
+        "its last démarche ended it"
+    );
+    let entries = store
+        .journal_entries(&JournalFilter {
+            mandate_id: Some(w.mandate.id.clone()),
+            ..JournalFilter::default()
+        })
+        .unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.demarche))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("mandate_revoked", None),
+            ("mandate_used", Some(Demarche::Social)),
+            ("demarche_ended", Some(Demarche::Argent)),
+            ("mandate_created", None),
+        ]
+    );
     assert!(store.verify_journal().is_ok());
 }

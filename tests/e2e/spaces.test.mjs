@@ -335,7 +335,7 @@ describe('the aidant’s space', () => {
   let ids;
 
   before(async () => {
-    world = await startWorld({ clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS });
+    world = await startWorld({ clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS, franceconnect: true });
     demarche = demarcheWith(world, await makeSp(world.proxy, SP1));
     ids = importedMandates(world);
   });
@@ -408,6 +408,59 @@ describe('the aidant’s space', () => {
     const refused = await submitEnd(abdel, form, { edit: (f) => f.delete('csrf') });
     assertFrenchError(refused, 400, /Demande expirée|Demande invalide/);
     await assertUsable(demarche, ids.michel, 'argent');
+  });
+
+  // Issue #12, partial changes (../shared/field/: mandates adjusted with the person, not
+  // redone): a démarche added (the person consents again through FranceConnect, the form
+  // starts from the running mandate), one démarche ended by the aidant or by the person, the
+  // rest running on.
+  it('adds a démarche from the running mandate, then ends one démarche, the rest still serving', async () => {
+    const abdel = new Browser();
+    const first = await confirmMandate(await startMandate(world, { browser: abdel, usager: 'fc-amina', demarches: ['argent', 'social'] }));
+    let page = await aidantPage(world, abdel, '/espace-aidant', 'abdel');
+    const add = page.body.match(new RegExp(`href="(/mandats/nouveau\\?depuis=${first.mandateId})"`))?.[1];
+    assert.ok(add, 'an « Ajouter une démarche » link');
+    page = (await abdel.navigate(`${world.proxy.issuer}${add}`)).final;
+    const form = parseForms(page.body, page.url).find((f) => f.action.endsWith('/mandats/nouveau'));
+    const fields = formFields(form);
+    assert.deepEqual([...fields.getAll('demarches')].sort(), ['argent', 'social'], 'its démarches ticked');
+    assert.equal(fields.get('duree'), 'date', 'the same end day');
+    assert.match(fields.get('jusquau'), /^\d{4}-\d{2}-\d{2}$/);
+    fields.append('demarches', 'logement');
+    let nav = await abdel.navigate(form.action, { method: 'POST', form: fields });
+    const login = parseForms(nav.final.body, nav.final.url).find((f) => f.buttons.some((b) => b.name === 'sub'));
+    nav = await abdel.navigate(login.action, { method: 'POST', form: { sub: 'fc-amina' } });
+    const recap = textOf(nav.final.body);
+    assert.match(recap, /démarches ajoutées : Logement/);
+    assert.match(recap, /démarches conservées : Social - Santé, Argent/);
+    const second = await confirmMandate({ browser: abdel, page: nav.final });
+    await assertUsable(demarche, second.mandateId, 'logement');
+
+    // The aidant ends « Argent » at the person's request: the mandate runs on for the others.
+    page = await aidantPage(world, abdel, '/espace-aidant', 'abdel');
+    const one = endForm(page, `/mandats/${second.mandateId}/fin-demarche`);
+    assert.ok(one, 'a form ending one démarche');
+    const retired = await submitEnd(abdel, one, { edit: (f) => f.set('demarche', 'argent') });
+    assert.equal(new URL(retired.url).search, '?retire=1');
+    assert.equal(notice(retired.body), 'La démarche a été retirée du mandat. Le reste du mandat continue.');
+    const forged = await demarche({ aidant: 'abdel', choose: () => `${second.mandateId}:argent` });
+    assert.equal(forged.code, null, 'no code for the ended démarche');
+    await assertUsable(demarche, second.mandateId, 'social');
+    // A form naming no démarche ends nothing.
+    const none = await submitEnd(abdel, one, { edit: (f) => f.delete('demarche') });
+    assert.equal(none.status, 400);
+    await assertUsable(demarche, second.mandateId, 'social');
+
+    // The person, in their own space, ends « Logement »; « Social - Santé » remains.
+    const amina = new Browser();
+    const space = (await usagerLogin(world, amina, 'fc-amina')).page;
+    const hers = endForm(space, `/mon-espace/mandats/${second.mandateId}/fin-demarche`);
+    assert.ok(hers, 'her form ending one démarche');
+    const after = await submitEnd(amina, hers, { edit: (f) => f.set('demarche', 'logement') });
+    assert.equal(notice(after.body), 'La démarche a été retirée du mandat. Le reste du mandat continue.');
+    await assertUsable(demarche, second.mandateId, 'social');
+    const csv = await world.proxy.cli(['journal', 'export']);
+    assert.equal(csv.split('\n').filter((l) => l.split(',')[2] === 'demarche_ended').length, 2, csv);
   });
 
   it('sends an aidant without a session to log in first', async () => {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::french::{born, french_date, paris_day};
 use super::history::{self, HistoryRow};
-use super::{EndForm, EndedQuery};
+use super::{DemarcheView, EndForm, EndedQuery};
 use crate::journal;
 use crate::provider::error::FrontError;
 use crate::provider::page::{html, ErrorPage};
@@ -22,7 +22,14 @@ use crate::provider::{tokens, AppData};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/espace-aidant", web::get().to(space))
-        .route("/mandats/{id}/fin", web::post().to(end))
+        .route(
+            "/mandats/{id}/fin",
+            web::post().to(super::ending(false, end_with)),
+        )
+        .route(
+            "/mandats/{id}/fin-demarche",
+            web::post().to(super::ending(true, end_with)),
+        )
         .route("/structure/journal", web::get().to(organisation_journal));
 }
 
@@ -37,7 +44,7 @@ struct FollowedView {
     mandate_id: String,
     name: String,
     born: String,
-    demarches: Vec<&'static str>,
+    demarches: Vec<DemarcheView>,
     expires: String,
 }
 
@@ -83,7 +90,7 @@ async fn space(
             .map(|m| FollowedView {
                 name: m.identity.full_name(),
                 born: born(&m.identity),
-                demarches: m.demarches.iter().map(|d| d.title_fr()).collect(),
+                demarches: m.demarches.iter().map(DemarcheView::from).collect(),
                 expires: french_date(m.expires_at),
                 mandate_id: m.mandate_id,
             })
@@ -95,7 +102,9 @@ async fn space(
 }
 
 /// An aidant ends a mandate of their organisation, at the usager's request.
-async fn end(
+/// Ends the mandate, or (`one`) the démarche the form names.
+async fn end_with(
+    one: bool,
     req: HttpRequest,
     app: AppData,
     id: web::Path<String>,
@@ -128,17 +137,13 @@ async fn end(
                 Some(m) if m.organisation_id == org && (!bound || m.created_by == aidant) => {}
                 _ => return Err(StoreError::NotAllowed("not this aidant's to end".into())),
             }
-            store.revoke_mandate(
-                &id,
-                "ended by an aidant at the usager's request",
-                Actor::Aidant(aidant),
-                now,
-            )
+            let reason = "ended by an aidant at the usager's request";
+            form.apply(one, store, &id, reason, Actor::Aidant(aidant), now)
         })
         .await;
-    super::ended(result, "Ce mandat n'a pas été donné à votre structure.")?;
-    tracing::info!("mandate ended by an aidant");
-    Ok(see_other("/espace-aidant?termine=1".to_string()))
+    let back = super::ended(result, "Ce mandat n'a pas été donné à votre structure.")?;
+    tracing::info!("mandate ended, or one of its démarches, by an aidant");
+    Ok(see_other(format!("/espace-aidant?{back}")))
 }
 
 #[derive(Deserialize)]

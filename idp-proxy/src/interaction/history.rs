@@ -22,6 +22,7 @@ pub fn action_fr(action: &str) -> &'static str {
         "mandate_created" => "Mandat donné",
         "mandate_revoked" => "Fin du mandat",
         "mandate_refused" => "Mandat refusé par la personne",
+        "demarche_ended" => "Fin d'une démarche du mandat",
         "authorization_abandoned" => "Connexion abandonnée",
         "aidant_login" => "Connexion de l'aidant",
         "usager_login" => "Consultation de l'espace personnel",

@@ -160,15 +160,64 @@ fn new_page(
     html(status, page.render())
 }
 
-async fn new_form(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontError> {
-    Ok(
-        match session::require(&req, &app, "/mandats/nouveau").await? {
-            Required::Active { session, .. } => {
-                new_page(&app, &session, &Chosen::default(), Vec::new())
-            }
-            Required::LoginFirst(login) => login,
+#[derive(Deserialize)]
+struct NewQuery {
+    /// A running mandate of the structure to change (« Ajouter une démarche »): the form
+    /// starts from its démarches and its end day; the person consents again to the new one.
+    depuis: Option<String>,
+}
+
+async fn new_form(
+    req: HttpRequest,
+    app: AppData,
+    q: web::Query<NewQuery>,
+) -> Result<HttpResponse, FrontError> {
+    let then = match &q.depuis {
+        Some(id) => format!(
+            "/mandats/nouveau?depuis={}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        ),
+        None => "/mandats/nouveau".to_string(),
+    };
+    let s = match session::require(&req, &app, &then).await? {
+        Required::Active { session, .. } => session,
+        Required::LoginFirst(login) => return Ok(login),
+    };
+    let chosen = match q.into_inner().depuis {
+        Some(id) => from_running(&app, &s, id).await?,
+        None => Chosen::default(),
+    };
+    Ok(new_page(&app, &s, &chosen, Vec::new()))
+}
+
+/// The choices of a running mandate of the aidant's structure (one they may use), if it is
+/// one; else nothing chosen.
+async fn from_running(app: &App, s: &AidantSession, id: String) -> Result<Chosen, FrontError> {
+    let (org, aidant, now) = (s.organisation_id.clone(), s.aidant_id.clone(), app.now());
+    let found = app
+        .read(move |store| {
+            let bound = store
+                .organisation(&org)?
+                .is_some_and(|o| o.mandates_bound_to_creator);
+            Ok::<_, mandate_store::StoreError>(store.mandate(&id)?.filter(|m| {
+                m.organisation_id == org && m.is_active(now) && (!bound || m.created_by == aidant)
+            }))
+        })
+        .await?;
+    let Some(m) = found else {
+        return Ok(Chosen::default());
+    };
+    let day = paris_day(m.expires_at).format("%Y-%m-%d").to_string();
+    let keeps_day = until_day(app, &day, app.now()).is_some();
+    Ok(Chosen {
+        demarches: m.demarches,
+        duree: if keeps_day {
+            "date".into()
+        } else {
+            String::new()
         },
-    )
+        jusquau: if keeps_day { day } else { String::new() },
+    })
 }
 
 async fn new_submit(

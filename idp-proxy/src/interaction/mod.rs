@@ -202,38 +202,100 @@ async fn load(req: &HttpRequest, app: &App, id: &str) -> Result<Loaded, FrontErr
     }
 }
 
-/// The form that ends a mandate (aidant's or usager's page): a confirmation box.
+/// The form that ends a mandate, or one of its démarches (`demarche`), on the aidant's or
+/// the usager's page: a confirmation box.
 #[derive(Deserialize)]
 pub(crate) struct EndForm {
     csrf: String,
     confirm: Option<String>,
+    demarche: Option<String>,
 }
 
-/// A page shown again after a mandate was ended (`?termine=1`).
+impl EndForm {
+    /// Ends what the form names, as `by`; the page to go back to gets `?termine=1` or
+    /// `?retire=1`.
+    /// `one`: the form ends one démarche (its own route), and must name it.
+    fn apply(
+        &self,
+        one: bool,
+        store: &mandate_store::Store,
+        id: &str,
+        reason: &str,
+        by: mandate_store::Actor,
+        now: i64,
+    ) -> Result<&'static str, mandate_store::StoreError> {
+        match (one, self.demarche.as_deref()) {
+            (false, _) => store
+                .revoke_mandate(id, reason, by, now)
+                .map(|_| "termine=1"),
+            (true, None) => Err(mandate_store::StoreError::Invalid(
+                "no démarche named".into(),
+            )),
+            (true, Some(key)) => {
+                let d = key
+                    .parse::<Demarche>()
+                    .map_err(|e| mandate_store::StoreError::Invalid(e.to_string()))?;
+                store.end_demarche(id, d, by, now).map(|m| {
+                    if m.revoked_at.is_some() {
+                        "termine=1"
+                    } else {
+                        "retire=1"
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The handler of a route that ends a mandate (`one` false) or one of its démarches: the
+/// same page code, told which.
+pub(crate) fn ending<F, Fut>(
+    one: bool,
+    end_with: F,
+) -> impl Fn(HttpRequest, AppData, web::Path<String>, web::Form<EndForm>) -> Fut + Clone + 'static
+where
+    F: Fn(bool, HttpRequest, AppData, web::Path<String>, web::Form<EndForm>) -> Fut
+        + Copy
+        + 'static,
+    Fut: std::future::Future<Output = Result<HttpResponse, FrontError>>,
+{
+    move |req, app, id, form| end_with(one, req, app, id, form)
+}
+
+/// A page shown again after a mandate was ended (`?termine=1`) or one of its démarches
+/// (`?retire=1`).
 #[derive(Deserialize)]
 pub(crate) struct EndedQuery {
     termine: Option<String>,
+    retire: Option<String>,
 }
 
 impl EndedQuery {
     fn notice(&self) -> Option<&'static str> {
+        if self.retire.is_some() {
+            return Some("La démarche a été retirée du mandat. Le reste du mandat continue.");
+        }
         self.termine
             .as_ref()
             .map(|_| "Le mandat a pris fin. Plus aucun aidant ne peut l'utiliser.")
     }
 }
 
-/// A revocation's outcome as a page: refused (not theirs, unknown) or failed.
-fn ended(
-    result: Result<mandate_store::Mandate, mandate_store::StoreError>,
+/// An ending's outcome as a page: refused (not theirs, unknown, changed meanwhile) or failed.
+fn ended<T>(
+    result: Result<T, mandate_store::StoreError>,
     not_theirs: &str,
-) -> Result<(), FrontError> {
+) -> Result<T, FrontError> {
     use mandate_store::StoreError;
     match result {
-        Ok(_) => Ok(()),
+        Ok(done) => Ok(done),
         Err(StoreError::NotAllowed(_) | StoreError::NotFound { .. }) => {
             Err(ErrorPage::forbidden(not_theirs).into())
         }
+        Err(StoreError::Invalid(_)) => Err(ErrorPage::bad_request(
+            "Ce mandat a changé entre-temps : revenez à la page et recommencez.",
+        )
+        .into()),
         Err(e) => Err(e.into()),
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::franceconnect::{self, Purpose};
 use super::french::french_date;
 use super::history::{self, HistoryRow};
-use super::{EndForm, EndedQuery};
+use super::{DemarcheView, EndForm, EndedQuery};
 use crate::ephemeral::EphemeralJson;
 use crate::journal;
 use crate::provider::error::FrontError;
@@ -28,7 +28,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/mon-espace", web::get().to(space))
         .route("/mon-espace/connexion", web::get().to(log_in))
         .route("/mon-espace/deconnexion", web::post().to(log_out))
-        .route("/mon-espace/mandats/{id}/fin", web::post().to(end));
+        .route(
+            "/mon-espace/mandats/{id}/fin",
+            web::post().to(super::ending(false, end_with)),
+        )
+        .route(
+            "/mon-espace/mandats/{id}/fin-demarche",
+            web::post().to(super::ending(true, end_with)),
+        );
 }
 
 /// Most entries shown in the usager's history (newest first).
@@ -105,7 +112,7 @@ async fn log_in(req: HttpRequest, app: AppData) -> Result<HttpResponse, FrontErr
 struct MandateView {
     id: String,
     organisation: String,
-    demarches: Vec<&'static str>,
+    demarches: Vec<DemarcheView>,
     created: String,
     expires: String,
     /// Why and when it ended; `None` while it runs.
@@ -181,7 +188,7 @@ async fn space(
             },
             id: m.id,
             organisation,
-            demarches: m.demarches.iter().map(|d| d.title_fr()).collect(),
+            demarches: m.demarches.iter().map(DemarcheView::from).collect(),
             created: french_date(m.created_at),
             expires: french_date(m.expires_at),
         };
@@ -202,7 +209,9 @@ async fn space(
     Ok(html(StatusCode::OK, page.render()))
 }
 
-async fn end(
+/// Ends the mandate, or (`one`) the démarche the form names.
+async fn end_with(
+    one: bool,
     req: HttpRequest,
     app: AppData,
     id: web::Path<String>,
@@ -219,12 +228,19 @@ async fn end(
     let (id, now) = (id.into_inner(), app.now());
     let result = app
         .write(move |store| {
-            store.revoke_mandate(&id, "ended by the usager", Actor::Usager(usager_id), now)
+            form.apply(
+                one,
+                store,
+                &id,
+                "ended by the usager",
+                Actor::Usager(usager_id),
+                now,
+            )
         })
         .await;
-    super::ended(result, "Ce mandat n'est pas l'un des vôtres.")?;
-    tracing::info!("mandate ended by its usager");
-    Ok(see_other("/mon-espace?termine=1".to_string()))
+    let back = super::ended(result, "Ce mandat n'est pas l'un des vôtres.")?;
+    tracing::info!("mandate ended, or one of its démarches, by its usager");
+    Ok(see_other(format!("/mon-espace?{back}")))
 }
 
 #[derive(Deserialize)]
