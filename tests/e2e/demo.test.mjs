@@ -818,6 +818,54 @@ describe('the demo (README first command) in a real browser', () => {
     }
   });
 
+  // Issue #12 (the field's demands in ../shared/field/: consent a fragile person understands,
+  // nothing ended without being shown, a way out, mandates adjusted with the person).
+  it('JavaScript disabled, keyboard: the recap shows the mandate it would replace, the person says no, one démarche ends', async () => {
+    // Jean-Pierre's mandate of the test above has ended: he starts afresh.
+    const usager = await demoUsager(WALKERS.aidantEnds);
+    const a = await browser({ javascript: false });
+    try {
+      const given = await step(a, 'a mandate for two démarches, JS off', () => giveMandateWithoutJs(a, usager, {
+        demarches: ['argent', 'social'], titles: ['Social - Santé', 'Argent'], duree: '365',
+      }));
+      await step(a, 'a second one: the recap shows what it replaces; « Je ne donne pas mandat » by keyboard', async () => {
+        await a.go(`${PROXY}/mandats/nouveau`);
+        await ourPage(a, { title: 'Nouveau mandat', controls: true });
+        await a.click(await a.find('input[name="demarches"][value="logement"]'));
+        await a.click(await a.find('input[name="duree"][value="31"]'));
+        await a.click(await a.find('form[action="/mandats/nouveau"] button[type="submit"]'));
+        await franceConnectLogin(a, usager, { keyboard: false });
+        await waitUrl(a, `${PROXY}/mandats/recapitulatif/`, 'the recap after FranceConnect', 20_000);
+        const text = await ourPage(a, { title: 'Confirmer le mandat', h1: 'Relisez et confirmez votre mandat', controls: true });
+        assert.ok(text.includes('Ce mandat remplace celui en cours'), text);
+        assert.ok(text.includes('démarches ajoutées : Logement'), text);
+        assert.ok(text.includes('démarches qui ne seront plus couvertes : Social - Santé, Argent'), text);
+        await tabTo(a, 'form[action$="/refus"] button[type="submit"]', 'the « Je ne donne pas mandat » button');
+        await a.keys(KEY.ENTER);
+        await waitUrl(a, /\/refus$/, 'the refusal page');
+        const refused = await ourPage(a, { title: 'Mandat non donné', h1: "Aucun mandat n'a été donné" });
+        assert.ok(refused.includes('Le mandat déjà en cours ne change pas.'), refused);
+      });
+      await step(a, 'the aidant ends « Argent » only, keyboard only; « Social - Santé » runs on', async () => {
+        await a.go(`${PROXY}/espace-aidant`);
+        await ourPage(a, { title: 'Mon espace aidant', controls: true });
+        const form = `form[action="/mandats/${given.mandateId}/fin-demarche"]`;
+        await tabTo(a, `${form} input[name="demarche"]`, 'the démarche choices');
+        await arrowTo(a, 'argent', 'the démarche « Argent »');
+        await tickWithSpace(a, `${form} input[name="confirm"]`, 'the confirmation box');
+        await tabTo(a, `${form} button[type="submit"]`, 'the « Retirer la démarche choisie » button');
+        await a.keys(KEY.ENTER);
+        await waitUrl(a, (u) => u === `${PROXY}/espace-aidant?retire=1`, 'the aidant space after the change');
+        const after = await ourPage(a, { title: 'Mon espace aidant' });
+        assert.ok(after.includes('La démarche a été retirée du mandat. Le reste du mandat continue.'), after);
+        const card = await a.text(await a.find(`section[aria-labelledby="m-${given.mandateId}"] p`));
+        assert.ok(card.includes('Social - Santé') && !card.includes('Argent'), card);
+      });
+    } finally {
+      await close(a);
+    }
+  });
+
   it('the demo data\'s usager, Michel DUPONT, sees his imported mandate in his space', async () => {
     // config/demo-data.toml gives Michel a mandate to the Centre social des Acacias; a newcomer
     // who logs in as Michel at the development FranceConnect expects to find it there.
