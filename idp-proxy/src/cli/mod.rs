@@ -82,6 +82,12 @@ impl Context {
         let keys = KeyRing::load(&self.config.keys.dir)?;
         let mut config = self.config.clone();
         config.database.statement_timeout = std::time::Duration::ZERO;
+        // One command, one connection, none opened ahead in the pool's background threads: a
+        // connection still being opened (libpq, GSSAPI included) when the process exits can
+        // abort it in libkrb5's exit handlers (seen in CI: `journal export` ending in SIGABRT
+        // after its output was complete).
+        config.database.max_connections = 1;
+        config.database.min_idle = Some(0);
         let store = idp_proxy::open_store(&config, &keys)?;
         store.migrate()?;
         Ok(store)
