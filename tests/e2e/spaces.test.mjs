@@ -463,6 +463,35 @@ describe('the aidant’s space', () => {
     assert.equal(csv.split('\n').filter((l) => l.split(',')[2] === 'demarche_ended').length, 2, csv);
   });
 
+  // Issue #12, the shared computer: « Se déconnecter » on every aidant page ends the session
+  // here and at the aidants' IdP (RP-Initiated Logout 1.0 §2, as the development IdP,
+  // oidc-provider, implements it: a confirmation form at its end_session_endpoint).
+  it('offers « Se déconnecter » on every aidant page; it ends the session here and at the IdP', async () => {
+    const abdel = new Browser();
+    const { mandateId } = await confirmMandate(await startMandate(world, { browser: abdel, usager: 'fc-jean-pierre', demarches: ['transports'] }));
+    for (const path of ['/espace-aidant', '/mandats/nouveau', '/structure/journal', `/mandats/${mandateId}/attestation`]) {
+      const page = await aidantPage(world, abdel, path, 'abdel');
+      const form = parseForms(page.body, page.url).find((f) => f.action.endsWith('/end_session'));
+      assert.ok(form, `a logout form on ${path}`);
+      assert.ok(form.buttons.some((b) => b.text === 'Se déconnecter'), path);
+    }
+    const page = await aidantPage(world, abdel, '/espace-aidant', 'abdel');
+    const form = parseForms(page.body, page.url).find((f) => f.action.endsWith('/end_session'));
+    let nav = await abdel.navigate(form.action, { method: 'POST', form: formFields(form) });
+    const atIdp = nav.steps.some((st) => origin(st.url) === origin(world.upstream.issuer));
+    if (origin(nav.final.url) === origin(world.upstream.issuer)) {
+      const confirm = parseForms(nav.final.body, nav.final.url).find((f) => f.method === 'post');
+      const fields = formFields(confirm);
+      fields.set('logout', 'yes');
+      nav = await abdel.navigate(confirm.action, { method: 'POST', form: fields });
+    }
+    assert.ok(atIdp, 'through the IdP\'s logout');
+    assert.match(textOf(nav.final.body), /Vous êtes déconnecté/);
+    // The next aidant page asks for a login again, at the IdP.
+    const after = await abdel.navigate(`${world.proxy.issuer}/espace-aidant`);
+    assert.equal(origin(after.final.url), origin(world.upstream.issuer), 'logged out here and there');
+  });
+
   it('sends an aidant without a session to log in first', async () => {
     const nav = await new Browser().navigate(`${world.proxy.issuer}/espace-aidant`);
     assert.equal(origin(nav.final.url), origin(world.upstream.issuer));
@@ -707,5 +736,33 @@ describe('the retention purge', () => {
     // Running mandates are untouched.
     await assertUsable(demarche, ids.michel, 'social');
     assert.ok(await verify() > before + 1, 'the new entries chain onto the purge record');
+  });
+});
+
+// Issue #12: the mediator's personal code card. A structure may require the aidant's own login
+// to reach a level before they create a mandate (`mandates.min_aidant_acr`); the level is the
+// acr the aidants' IdP proves, mapped as for every démarche (docs/ARCHITECTURE.md, acr).
+describe('a deployment asking a strong aidant login to create mandates', () => {
+  let world;
+
+  before(async () => {
+    world = await startWorld({
+      clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS, franceconnect: true,
+      config: { mandates: { min_aidant_acr: 'eidas2' } },
+    });
+  });
+
+  after(async () => world?.stop());
+
+  it('refuses an aidant logged in below it with a clear page, before FranceConnect, and lets one at eidas2 through', async () => {
+    const abdel = new Browser();
+    const refused = await aidantPage(world, abdel, '/mandats/nouveau', 'abdel');
+    assertFrenchError(refused, 403, /identification plus forte/);
+    assert.ok(parseForms(refused.body, refused.url).every((f) => !f.action.endsWith('/mandats/nouveau')), 'no form to fill');
+    // Farid's IdP login proves eidas2.
+    const farid = await startMandate(world, { aidant: 'farid', usager: 'fc-amina', demarches: ['argent'] });
+    assert.match(textOf(farid.page.body), /Relisez et confirmez votre mandat/);
+    const { mandateId } = await confirmMandate(farid);
+    assert.match(mandateId, /^[0-9a-f-]{36}$/);
   });
 });

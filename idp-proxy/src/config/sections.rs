@@ -326,6 +326,10 @@ pub struct Mandates {
     /// The longest a new mandate may last, in days (the field's rule: twelve months).
     #[serde(default = "default_mandate_days")]
     pub max_days: u64,
+    /// The eIDAS level the aidant's own login must reach to create a mandate (e.g. `eidas2`:
+    /// a personal code card, as the field asks); unset: any login.
+    #[serde(default)]
+    pub min_aidant_acr: Option<Level>,
 }
 
 fn default_mandate_days() -> u64 {
@@ -336,6 +340,7 @@ impl Default for Mandates {
     fn default() -> Self {
         Mandates {
             max_days: default_mandate_days(),
+            min_aidant_acr: None,
         }
     }
 }

@@ -51,6 +51,8 @@ struct FollowedView {
 #[derive(Template)]
 #[template(path = "aidant_space.html")]
 struct SpacePage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     aidant_name: String,
     organisation_name: String,
     csrf: String,
@@ -82,6 +84,7 @@ async fn space(
         })
         .await?;
     let page = SpacePage {
+        logout_csrf: s.csrf.clone(),
         aidant_name: s.aidant_name.clone(),
         organisation_name: s.organisation_name.clone(),
         csrf: s.csrf.clone(),
@@ -168,6 +171,8 @@ struct Count {
 #[derive(Template)]
 #[template(path = "organisation_journal.html")]
 struct JournalPage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     organisation_name: String,
     du: String,
     au: String,
@@ -313,6 +318,7 @@ async fn organisation_journal(
         })
         .collect();
     let page = JournalPage {
+        logout_csrf: s.csrf.clone(),
         organisation_name: s.organisation_name.clone(),
         demarches: Demarche::ALL
             .iter()

@@ -85,6 +85,8 @@ fn ttl(app: &App) -> Duration {
 #[derive(Template)]
 #[template(path = "mandate_new.html")]
 struct NewPage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     aidant_name: String,
     organisation_name: String,
     csrf: String,
@@ -106,6 +108,17 @@ struct Chosen {
     demarches: Vec<Demarche>,
     duree: String,
     jusquau: String,
+}
+
+/// An aidant whose login is below `mandates.min_aidant_acr` creates no mandate: said on a
+/// page, before anything is asked of the person.
+pub(super) fn strong_enough(app: &App, s: &AidantSession) -> Result<(), ErrorPage> {
+    match app.config.mandates.min_aidant_acr {
+        Some(min) if s.acr.is_none_or(|reached| reached < min) => Err(ErrorPage::forbidden(
+            "Pour créer un mandat, votre structure demande une identification plus forte que celle utilisée pour vous connecter. Déconnectez-vous, puis reconnectez-vous avec votre moyen d'identification renforcé (par exemple votre carte à code personnel).",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn durations(app: &App) -> impl Iterator<Item = (i64, &'static str)> {
@@ -142,6 +155,7 @@ fn new_page(
         StatusCode::BAD_REQUEST
     };
     let page = NewPage {
+        logout_csrf: s.csrf.clone(),
         aidant_name: s.aidant_name.clone(),
         organisation_name: s.organisation_name.clone(),
         csrf: s.csrf.clone(),
@@ -183,6 +197,7 @@ async fn new_form(
         Required::Active { session, .. } => session,
         Required::LoginFirst(login) => return Ok(login),
     };
+    strong_enough(&app, &s)?;
     let chosen = match q.into_inner().depuis {
         Some(id) => from_running(&app, &s, id).await?,
         None => Chosen::default(),
@@ -248,6 +263,7 @@ async fn new_submit(
     if s.csrf.is_empty() || !tokens::same(&csrf, &s.csrf) {
         return Err(ErrorPage::expired().into());
     }
+    strong_enough(&app, &s)?;
     let now = app.now();
     let mut errors = Vec::new();
     if unknown {
@@ -346,6 +362,8 @@ pub(super) async fn usager_verified(
 #[derive(Template)]
 #[template(path = "attestation.html")]
 struct AttestationPage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     usager_name: String,
     born: String,
     organisation_name: String,
@@ -399,6 +417,7 @@ async fn attestation(
     );
     let check_code = hex(&digest(&SHA256, stated.as_bytes()).as_ref()[..8]);
     let page = AttestationPage {
+        logout_csrf: s.csrf.clone(),
         usager_name: usager.identity.full_name(),
         born: born(&usager.identity),
         organisation_name: organisation.name,

@@ -94,6 +94,8 @@ struct UsagerView {
 #[derive(Template)]
 #[template(path = "choose.html")]
 struct ChoosePage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     id: String,
     csrf: String,
     aidant_name: String,
@@ -319,6 +321,7 @@ async fn render_choice(
         Abandon::Cancelled
     };
     let page = ChoosePage {
+        logout_csrf: s.csrf.clone(),
         way_back: way_back(app, &id, ix, reason),
         id,
         csrf: ix.csrf.clone(),

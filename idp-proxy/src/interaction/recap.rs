@@ -42,6 +42,8 @@ struct Context {
 #[derive(Template)]
 #[template(path = "mandate_recap.html")]
 struct RecapPage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     id: String,
     csrf: String,
     usager_name: String,
@@ -135,6 +137,7 @@ async fn page(
         StatusCode::BAD_REQUEST
     };
     let page = RecapPage {
+        logout_csrf: s.csrf.clone(),
         id,
         csrf: s.csrf.clone(),
         usager_name: usager.identity.full_name(),
@@ -215,6 +218,8 @@ pub async fn confirm(
         Required::Active { browser, session } => (browser, session),
         Required::LoginFirst(login) => return Ok(login),
     };
+    // The aidant's session may have been renewed at a lower level since the form.
+    super::mandate::strong_enough(&app, &s)?;
     let checked = pending_of(&app, &id, &browser, &s).await?;
     // FranceConnect gave no email: the one typed here, checked as FranceConnect checks it.
     let typed = form.email.as_deref().map(str::trim).unwrap_or_default();
@@ -284,6 +289,8 @@ pub struct RefuseForm {
 #[derive(Template)]
 #[template(path = "mandate_refused.html")]
 struct RefusedPage {
+    /// The aidant's session CSRF token, for « Se déconnecter ».
+    logout_csrf: String,
     usager_name: String,
     /// The mandate already running there, which stays as it was.
     running_kept: bool,
@@ -340,6 +347,7 @@ pub async fn refuse(
         .await?;
     tracing::info!(aidant = %s.aidant_id, "mandate refused by the usager");
     let page = RefusedPage {
+        logout_csrf: s.csrf.clone(),
         usager_name: usager.identity.full_name(),
         running_kept,
     };
