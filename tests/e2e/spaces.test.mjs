@@ -766,3 +766,37 @@ describe('a deployment asking a strong aidant login to create mandates', () => {
     assert.match(mandateId, /^[0-9a-f-]{36}$/);
   });
 });
+
+// Issue #12, the shared computer: an aidant who walks away is logged out by the idle limit
+// (`session.idle_timeout_secs`), and the next page asks the IdP for a fresh login
+// (`prompt=login`, OpenID Connect Core §3.1.2.1), not a silent one.
+describe('an aidant idle past session.idle_timeout_secs', () => {
+  let world;
+
+  before(async () => {
+    world = await startWorld({
+      clients: [SP1], importToml: IMPORT, upstreamAccounts: UPSTREAM_ACCOUNTS,
+      config: { session: { idle_timeout_secs: 2 } },
+    });
+  });
+
+  after(async () => world?.stop());
+
+  it('is asked to log in again at the IdP, with prompt=login, and sees nothing meanwhile', async () => {
+    const abdel = new Browser();
+    const page = await aidantPage(world, abdel, '/espace-aidant', 'abdel');
+    assert.match(textOf(page.body), /Connecté en tant que Abdel KARIM/);
+    // Active within the limit: still in.
+    const again = await abdel.navigate(`${world.proxy.issuer}/espace-aidant`);
+    assert.equal(new URL(again.final.url).pathname, '/espace-aidant');
+    await new Promise((r) => setTimeout(r, 3100));
+    const idle = await abdel.navigate(`${world.proxy.issuer}/espace-aidant`);
+    assert.equal(origin(idle.final.url), origin(world.upstream.issuer), 'sent to the IdP');
+    const asked = idle.steps.map((s) => new URL(s.url)).find((u) => u.pathname.endsWith('/auth') || u.searchParams.has('client_id'));
+    assert.ok(asked, idle.steps.map((s) => s.url).join('\n'));
+    assert.equal(asked.searchParams.get('prompt'), 'login', asked.href);
+    // The IdP's own login page (it lists its test accounts), no page of ours.
+    assert.ok(parseForms(idle.final.body, idle.final.url).some((f) => f.buttons.some((b) => b.name === 'sub')), 'the IdP login');
+    assert.doesNotMatch(textOf(idle.final.body), /Mon espace aidant|Michel DUPONT/, 'no aidant page shown');
+  });
+});
