@@ -69,6 +69,25 @@ fn retention_fr(days: u64) -> String {
     }
 }
 
+/// The person behind a FranceConnect login, if they have a file, and their mandates running
+/// at `org` now.
+fn running_at(
+    store: &mandate_store::Store,
+    sub: &str,
+    org: &str,
+    now: i64,
+) -> Result<(Option<String>, Vec<mandate_store::Mandate>), mandate_store::StoreError> {
+    let Some(u) = store.usager_by_franceconnect_sub(sub)? else {
+        return Ok((None, Vec::new()));
+    };
+    let running = store
+        .mandates_of_usager(&u.id)?
+        .into_iter()
+        .filter(|m| m.organisation_id == org && m.is_active(now))
+        .collect();
+    Ok((Some(u.id), running))
+}
+
 async fn context(
     app: &App,
     s: &AidantSession,
@@ -81,14 +100,7 @@ async fn context(
             let bound = store
                 .organisation(&org)?
                 .is_some_and(|o| o.mandates_bound_to_creator);
-            let running: Vec<_> = match store.usager_by_franceconnect_sub(&sub)? {
-                Some(u) => store
-                    .mandates_of_usager(&u.id)?
-                    .into_iter()
-                    .filter(|m| m.organisation_id == org && m.is_active(now))
-                    .collect(),
-                None => Vec::new(),
-            };
+            let (_, running) = running_at(store, &sub, &org, now)?;
             Ok::<_, mandate_store::StoreError>((bound, running))
         })
         .await?;
@@ -170,6 +182,29 @@ async fn pending_of(
     Ok(pending)
 }
 
+/// Takes the pending mandate (single use), only this browser's and this aidant's, with its
+/// usager known: one mandate or one refusal per recap.
+async fn take_pending(
+    app: &App,
+    id: &str,
+    browser: &str,
+    s: &AidantSession,
+) -> Result<(Pending, FranceConnectUsager), FrontError> {
+    let key = pending_key(id);
+    if key.len() > 80 {
+        return Err(ErrorPage::expired().into());
+    }
+    let taken: Option<Pending> = app
+        .ephemeral
+        .take_json_if(&key, |p: &Pending| {
+            tokens::same(&p.browser, browser) && p.aidant_id == s.aidant_id && p.usager.is_some()
+        })
+        .await?;
+    let mut pending = taken.ok_or_else(ErrorPage::expired)?;
+    let usager = pending.usager.take().ok_or_else(ErrorPage::expired)?;
+    Ok((pending, usager))
+}
+
 /// The aidant's session for a recap form, its CSRF token checked; or the login first.
 async fn session_for(
     req: &HttpRequest,
@@ -243,15 +278,7 @@ pub async fn confirm(
     if !errors.is_empty() {
         return page(&app, id.into_inner(), &s, &checked, typed, errors).await;
     }
-    // Single use: one confirmation, one mandate.
-    let pending: Pending = app
-        .ephemeral
-        .take_json(&pending_key(&id))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    let Some(mut usager) = pending.usager else {
-        return Err(ErrorPage::expired().into());
-    };
+    let (pending, mut usager) = take_pending(&app, &id, &browser, &s).await?;
     if ask_email {
         usager.identity.email = Some(typed.to_string());
     }
@@ -309,15 +336,7 @@ pub async fn refuse(
         Required::Active { browser, session } => (browser, session),
         Required::LoginFirst(login) => return Ok(login),
     };
-    pending_of(&app, &id, &browser, &s).await?;
-    let pending: Pending = app
-        .ephemeral
-        .take_json(&pending_key(&id))
-        .await?
-        .ok_or_else(ErrorPage::expired)?;
-    let Some(usager) = pending.usager else {
-        return Err(ErrorPage::expired().into());
-    };
+    let (pending, usager) = take_pending(&app, &id, &browser, &s).await?;
     let asked: Vec<&str> = pending.demarches.iter().map(|d| d.as_str()).collect();
     let (org, sub, now) = (s.organisation_id.clone(), usager.sub.clone(), app.now());
     let entry = NewJournalEntry {
@@ -329,20 +348,10 @@ pub async fn refuse(
     };
     let running_kept = app
         .write(move |store| {
-            let known = store.usager_by_franceconnect_sub(&sub)?;
-            let running = match &known {
-                Some(u) => store
-                    .mandates_of_usager(&u.id)?
-                    .iter()
-                    .any(|m| m.organisation_id == org && m.is_active(now)),
-                None => false,
-            };
-            let entry = NewJournalEntry {
-                usager_id: known.map(|u| u.id),
-                ..entry
-            };
+            let (usager_id, running) = running_at(store, &sub, &org, now)?;
+            let entry = NewJournalEntry { usager_id, ..entry };
             store.journal_append(&entry, now)?;
-            Ok::<_, mandate_store::StoreError>(running)
+            Ok::<_, mandate_store::StoreError>(!running.is_empty())
         })
         .await?;
     tracing::info!(aidant = %s.aidant_id, "mandate refused by the usager");

@@ -41,28 +41,33 @@ pub fn acr(client: &Client, params: &Params) -> Result<Level, OAuthError> {
                 .unwrap_or_else(Vec::new);
             one.into_iter().chain(many).collect()
         });
-    let asked: Vec<String> = match (essential, params.get("acr_values")) {
-        (Some(values), _) if !values.is_empty() => values,
-        (_, Some(values)) => values.split(' ').map(str::to_string).collect(),
+    // Each value asked, as a level if it is one (unknown values count for nothing).
+    let asked: Vec<Option<Level>> = match (essential, params.get("acr_values")) {
+        (Some(values), _) if !values.is_empty() => values
+            .iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| Level::named(v))
+            .collect(),
+        (_, Some(values)) => values
+            .split(' ')
+            .filter(|v| !v.is_empty())
+            .map(Level::named)
+            .collect(),
         _ => client
             .default_acr_values
             .iter()
             .flatten()
-            .map(|l| l.to_string())
+            .copied()
+            .map(Some)
             .collect(),
     };
-    let asked: Vec<&str> = asked
-        .iter()
-        .map(|s| s.as_str())
-        .filter(|s| !s.is_empty())
-        .collect();
     let (lowest, highest) = client.acr_range();
     if asked.is_empty() {
         return Ok(lowest);
     }
     let min = asked
-        .iter()
-        .filter_map(|a| Level::named(a))
+        .into_iter()
+        .flatten()
         .min()
         .ok_or_else(|| unmet("none of the requested acr values is offered"))?;
     if min > highest {
